@@ -1,0 +1,246 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import AjvModule, { type ErrorObject } from 'ajv';
+import { methods, getMethod } from '../methods/index.js';
+import { models } from '../models/index.js';
+import { datasets } from './data/index.js';
+import { UserError } from './errors.js';
+import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from './options.js';
+import { sparsityOptions, trainingOptions, updateOptions, runId, type NamedOptions, type RunSpec } from './spec.js';
+
+const Ajv = AjvModule as unknown as typeof AjvModule.default;
+
+interface Registry { [name: string]: { options: OptionSpecs } }
+
+const registries: Record<'dataset' | 'model' | 'method', Registry> = {
+  dataset: datasets as unknown as Registry,
+  model: models,
+  method: methods,
+};
+const groups: Record<'sparsity' | 'update' | 'training', OptionSpecs> = {
+  sparsity: sparsityOptions,
+  update: updateOptions,
+  training: trainingOptions,
+};
+/** short grid keys */
+const aliases: Record<string, string> = { sparsity: 'sparsity.target', width: 'model.width' };
+
+/** Schema of a registry reference: a name, or an object with a name and that entry's options. */
+function namedSchema(kind: string, registry: Registry): Record<string, unknown> {
+  const names = Object.keys(registry);
+  return {
+    description: `the ${kind}: a name, or { "name": ..., options }`,
+    anyOf: [
+      { type: 'string', enum: names },
+      {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string', enum: names } },
+        allOf: names.map((n) => ({
+          if: { properties: { name: { const: n } } },
+          then: optionsSchema(registry[n].options, { name: { const: n } }),
+        })),
+      },
+    ],
+  };
+}
+
+/** Every option a registry's entries declare, by key (the first declaration's schema). */
+function unionOptions(registry: Registry): OptionSpecs {
+  const out: OptionSpecs = {};
+  for (const entry of Object.values(registry)) for (const [k, s] of Object.entries(entry.options)) out[k] ??= s;
+  return out;
+}
+
+/** The config JSON Schema, derived from the registries (written to configs/schema.json by the build). */
+export function configSchema(): Record<string, unknown> {
+  const gridProps: Record<string, unknown> = { seed: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1 } };
+  for (const kind of Object.keys(registries) as (keyof typeof registries)[]) {
+    gridProps[kind] = { type: 'array', items: namedSchema(kind, registries[kind]), minItems: 1 };
+    for (const [k, s] of Object.entries(unionOptions(registries[kind]))) gridProps[`${kind}.${k}`] = { type: 'array', items: optionSchema(s), minItems: 1 };
+  }
+  for (const [g, specs] of Object.entries(groups)) {
+    for (const [k, s] of Object.entries(specs)) gridProps[`${g}.${k}`] = { type: 'array', items: optionSchema(s), minItems: 1 };
+  }
+  for (const [alias, target] of Object.entries(aliases)) gridProps[alias] = gridProps[target];
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'sparsebench config',
+    type: 'object',
+    required: ['dataset', 'model', 'method'],
+    additionalProperties: false,
+    properties: {
+      $schema: { type: 'string' },
+      name: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', description: 'sweep name (default: the file name); default output runs/<name>' },
+      description: { type: 'string' },
+      seed: { type: 'integer', minimum: 0, default: 0, description: 'run seed: every random choice flows from it' },
+      dataset: namedSchema('dataset', registries.dataset),
+      model: namedSchema('model', registries.model),
+      method: namedSchema('method', registries.method),
+      sparsity: optionsSchema(sparsityOptions),
+      update: optionsSchema(updateOptions),
+      training: optionsSchema(trainingOptions),
+      grid: {
+        type: 'object',
+        description: 'lists that expand into runs (their product); keys are fields or dotted paths, e.g. "sparsity.target"',
+        properties: gridProps,
+        additionalProperties: false,
+      },
+    },
+  };
+}
+
+let validator: ReturnType<InstanceType<typeof Ajv>['compile']> | null = null;
+function validate(config: unknown): ErrorObject[] {
+  validator ??= new Ajv({ allErrors: true, strict: false }).compile(configSchema());
+  return validator(config) ? [] : (validator.errors ?? []);
+}
+
+/** The most specific ajv error as one line: where, what, and the bad value. */
+function describeError(errors: ErrorObject[], config: unknown): string {
+  const useful = errors.filter((e) => !['anyOf', 'if', 'allOf'].includes(e.keyword));
+  const pick = (useful.length ? useful : errors).reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
+  let where = pick.instancePath || '/';
+  let what = pick.message ?? 'is invalid';
+  if (pick.keyword === 'additionalProperties') {
+    const field = (pick.params as { additionalProperty: string }).additionalProperty;
+    return `${where === '/' ? '' : where}/${field}: unknown field`;
+  }
+  if (pick.keyword === 'enum') what = `must be one of ${(pick.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  const value = where.split('/').slice(1).reduce<any>((v, k) => (v == null ? v : v[k.replace(/~1/g, '/').replace(/~0/g, '~')]), config);
+  return `${where}: ${what} (got ${JSON.stringify(value)})`;
+}
+
+/** Names in registry references are checked first, for a message better than a schema mismatch. */
+function checkNames(config: Record<string, unknown>): void {
+  const check = (kind: keyof typeof registries, ref: unknown, where: string) => {
+    const name = typeof ref === 'string' ? ref : ref && typeof ref === 'object' ? (ref as NamedOptions).name : undefined;
+    if (typeof name !== 'string') return;
+    if (!Object.prototype.hasOwnProperty.call(registries[kind], name)) {
+      throw new UserError(`${where}: unknown ${kind} "${name}" (known: ${Object.keys(registries[kind]).join(', ')})`);
+    }
+  };
+  for (const kind of Object.keys(registries) as (keyof typeof registries)[]) {
+    check(kind, config[kind], `/${kind}`);
+    const list = (config.grid as Record<string, unknown> | undefined)?.[kind];
+    if (Array.isArray(list)) list.forEach((ref, i) => check(kind, ref, `/grid/${kind}/${i}`));
+  }
+}
+
+function named(ref: unknown): NamedOptions {
+  return typeof ref === 'string' ? { name: ref } : { ...(ref as NamedOptions) };
+}
+
+/** Parses `--set path=value` (value as JSON when it parses, else a string) into the config. */
+export function applySets(config: Record<string, any>, sets: string[]): void {
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UserError(`--set ${s}: expected path=value`);
+    const keys = s.slice(0, eq).split('.');
+    const text = s.slice(eq + 1);
+    let value: unknown;
+    try { value = JSON.parse(text); } catch { value = text; }
+    // grid keys are dotted themselves: --set grid.sparsity.target=[0.9]
+    if (keys[0] === 'grid' && keys.length > 1) {
+      config.grid = { ...(config.grid ?? {}), [keys.slice(1).join('.')]: value };
+      continue;
+    }
+    let o = config;
+    for (const k of keys.slice(0, -1)) {
+      if (typeof o[k] === 'string') o[k] = { name: o[k] };
+      if (o[k] == null || typeof o[k] !== 'object') o[k] = {};
+      o = o[k];
+    }
+    o[keys[keys.length - 1]] = value;
+  }
+}
+
+/** Fills defaults and normalises what a method ignores, so equal experiments get equal ids. */
+export function resolveSpec(raw: Record<string, any>, name: string, smoke: boolean): RunSpec {
+  const method = getMethod(named(raw.method).name);
+  const m = named(raw.method);
+  const spec: RunSpec = {
+    name,
+    seed: raw.seed ?? 0,
+    dataset: { ...named(raw.dataset), ...withDefaults(datasets[named(raw.dataset).name].options as OptionSpecs, named(raw.dataset)) },
+    model: { ...named(raw.model), ...withDefaults(models[named(raw.model).name].options, named(raw.model)) },
+    method: { name: m.name, ...withDefaults(method.options, m) },
+    sparsity: withDefaults(sparsityOptions, raw.sparsity) as unknown as RunSpec['sparsity'],
+    update: withDefaults(updateOptions, raw.update) as unknown as RunSpec['update'],
+    training: withDefaults(trainingOptions, raw.training) as unknown as RunSpec['training'],
+    smoke,
+  };
+  if (!method.sparse) spec.sparsity.target = 0;
+  if (!method.updates) delete spec.update;
+  return spec;
+}
+
+/** The grid's lists, expanded into the product of raw configs (first key varies slowest). */
+function expandGrid(base: Record<string, any>): Record<string, any>[] {
+  const grid: Record<string, unknown[]> = base.grid ?? {};
+  let out: Record<string, any>[] = [structuredClone({ ...base, grid: undefined })];
+  for (const [key, values] of Object.entries(grid)) {
+    const p = aliases[key] ?? key;
+    out = out.flatMap((cfg) => values.map((v) => {
+      const next = structuredClone(cfg);
+      const [group, option] = p.split('.');
+      if (option === undefined) next[group] = structuredClone(v);
+      else if (group === 'method' || group === 'model' || group === 'dataset') {
+        const ref = named(next[group]);
+        // an option that the chosen entry does not have is left out: one run serves all its values
+        if (Object.prototype.hasOwnProperty.call(registries[group][ref.name]?.options ?? {}, option)) ref[option] = v;
+        next[group] = ref;
+      } else next[group] = { ...(next[group] ?? {}), [option]: v };
+      return next;
+    }));
+  }
+  return out;
+}
+
+export interface Sweep {
+  name: string;
+  file: string;
+  specs: RunSpec[];
+}
+
+export function readConfigFile(file: string): Record<string, any> {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    throw new UserError(`${file}: cannot read config file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SyntaxError('the top level must be an object');
+    return v;
+  } catch (e) {
+    throw new UserError(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Reads, overrides, validates and expands a config into its runs (deduplicated by run id). */
+export function loadSweep(file: string, opts: { sets?: string[]; smoke?: boolean } = {}): Sweep {
+  const config = readConfigFile(file);
+  applySets(config, opts.sets ?? []);
+  return sweepFromConfig(config, file, opts.smoke ?? false);
+}
+
+export function sweepFromConfig(config: Record<string, any>, file: string, smoke: boolean): Sweep {
+  checkNames(config);
+  const errors = validate(config);
+  if (errors.length) throw new UserError(`${file}: ${describeError(errors, config)}`);
+  const name = config.name ?? path.basename(file).replace(/\.json$/i, '');
+  const specs = new Map<string, RunSpec>();
+  for (const raw of expandGrid(config)) {
+    const errs = validate(raw);
+    if (errs.length) throw new UserError(`${file}: grid value ${describeError(errs, raw)}`);
+    const spec = resolveSpec(raw, name, smoke);
+    checkTraining(spec, file);
+    specs.set(runId(spec), spec);
+  }
+  return { name, file, specs: [...specs.values()] };
+}
+
+function checkTraining(spec: RunSpec, file: string): void {
+  const late = spec.training.lrDrops.find((e) => e >= spec.training.epochs);
+  if (late !== undefined) throw new UserError(`${file}: /training/lrDrops: epoch ${late} is not before the last epoch (epochs ${spec.training.epochs})`);
+}

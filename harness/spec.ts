@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import type { OptionSpecs } from './options.js';
+import type { UpdateSchedule } from '../methods/types.js';
+import type { SparseFormat } from '../models/sparse/types.js';
+import type { SparsityDistribution } from '../models/sparse/init.js';
+
+/** A named registry entry with its options, e.g. { name: 'gse', sampler: 'grabo', gamma: 1 }. */
+export interface NamedOptions {
+  name: string;
+  [option: string]: unknown;
+}
+
+export interface TrainingSpec {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  lrDrops: number[];
+  lrDropFactor: number;
+  evalBatchSize: number;
+  maxSteps: number;
+}
+
+export interface SparsitySpec {
+  target: number;
+  distribution: SparsityDistribution;
+  format: SparseFormat;
+}
+
+/** Everything that defines one run; its hash is the run id. */
+export interface RunSpec {
+  name: string;
+  seed: number;
+  dataset: NamedOptions;
+  model: NamedOptions;
+  method: NamedOptions;
+  sparsity: SparsitySpec;
+  /** the prune-grow schedule; present only for methods that update */
+  update?: UpdateSchedule;
+  training: TrainingSpec;
+  /** a few steps on a small slice of the data, to check a sweep */
+  smoke: boolean;
+}
+
+export const trainingOptions: OptionSpecs = {
+  epochs: { type: 'integer', default: 20, minimum: 1, help: 'training epochs' },
+  batchSize: { type: 'integer', default: 128, minimum: 1, help: 'training batch size' },
+  lr: { type: 'number', default: 0.1, exclusiveMinimum: 0, help: 'peak SGD learning rate' },
+  momentum: { type: 'number', default: 0.9, minimum: 0, exclusiveMaximum: 1, help: 'SGD momentum' },
+  weightDecay: { type: 'number', default: 1e-4, minimum: 0, help: 'L2 weight decay (added to the gradient, as in PyTorch SGD)' },
+  warmupEpochs: { type: 'number', default: 0, minimum: 0, help: 'linear learning-rate warm-up from 0 over this many epochs' },
+  lrDrops: { type: 'integer[]', default: [], minimum: 1, help: 'epochs at which the learning rate is multiplied by lrDropFactor' },
+  lrDropFactor: { type: 'number', default: 0.1, exclusiveMinimum: 0, help: 'learning-rate multiplier at each drop' },
+  evalBatchSize: { type: 'integer', default: 1000, minimum: 1, help: 'batch size for evaluation' },
+  maxSteps: { type: 'integer', default: 0, minimum: 0, help: 'stop after this many steps (0: no limit)' },
+};
+
+export const sparsityOptions: OptionSpecs = {
+  target: { type: 'number', default: 0.9, minimum: 0, exclusiveMaximum: 1, help: 'fraction of prunable weights that are zero' },
+  distribution: { type: 'string', default: 'erdos-renyi', enum: ['erdos-renyi', 'uniform'], help: 'how the active connections are spread over layers' },
+  format: { type: 'string', default: 'masked', enum: ['masked', 'csr'], help: 'storage: dense weights x mask, or only the active connections' },
+};
+
+export const updateOptions: OptionSpecs = {
+  delta: { type: 'integer', default: 1000, minimum: 1, help: 'training steps between prune-grow updates (Delta_T)' },
+  end: { type: 'number', default: 0.6, exclusiveMinimum: 0, maximum: 1, help: 'fraction of training after which updates stop (T_end; paper: epoch 120 of 200)' },
+  alpha: { type: 'number', default: 0.2, minimum: 0, maximum: 1, help: 'initial update fraction, cosine-decayed to 0 at T_end' },
+  samplesPerClass: { type: 'integer', default: 10, minimum: 1, help: 'training examples per class in the update batch' },
+  scope: { type: 'string', default: 'global', enum: ['global', 'local'], help: 'rank connections over all layers together, or per layer' },
+};
+
+/** Canonical JSON: keys sorted, so equal specs hash equally whatever the key order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The run id: a hash of everything that defines the run (the sweep name does not). */
+export function runId(spec: RunSpec): string {
+  const { name: _sweep, ...identity } = spec;
+  return createHash('sha256').update(canonicalJson(identity)).digest('hex').slice(0, 12);
+}

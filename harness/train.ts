@@ -1,0 +1,260 @@
+import * as tf from '@tensorflow/tfjs';
+import { getMethod } from '../methods/index.js';
+import type { ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
+import { getModel } from '../models/index.js';
+import type { Model } from '../models/model.js';
+import { buildSparseLayers } from '../models/sparse/index.js';
+import { batchOrder, featureSize, gather, loadDataset, samplesPerClass, slicePerClass, type Dataset, type Split } from './data/index.js';
+import { median, peakRssMb, stepFlops } from './meters.js';
+import { Rng } from './rng.js';
+import { learningRate, sgdStep } from './sgd.js';
+import type { RunSpec } from './spec.js';
+
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  lr: number;
+  train_loss: number;
+  train_accuracy: number;
+  test_loss: number;
+  test_accuracy: number;
+  active_params: number;
+  wall_s: number;
+}
+
+export interface UpdateRecord extends UpdateReport {
+  step: number;
+  active: number;
+  density: Record<string, number>;
+  ms: number;
+}
+
+export interface LayerSummary {
+  name: string;
+  rows: number;
+  cols: number;
+  active: number;
+  density: number;
+}
+
+export interface RunSummary {
+  status: 'done' | 'diverged';
+  /** step at which the loss stopped being finite */
+  diverged_step?: number;
+  epochs: number;
+  steps: number;
+  test_accuracy: number;
+  best_test_accuracy: number;
+  train_accuracy: number;
+  train_flops: number;
+  dense_train_flops: number;
+  active_params: number;
+  total_params: number;
+  param_bytes: number;
+  peak_rss_mb: number;
+  wall_s: number;
+  step_ms: number;
+  update_ms: number | null;
+  layers: LayerSummary[];
+}
+
+export interface RunEvents {
+  onEpoch?(m: EpochMetrics): void;
+  onUpdate?(u: UpdateRecord): void;
+  onStep?(step: number, totalSteps: number, loss: number): void;
+}
+
+/** Smoke runs: this many training (and half as many test) samples per class, at most two epochs. */
+const SMOKE_PER_CLASS = 32;
+const SMOKE_EPOCHS = 2;
+const SMOKE_DELTA = 2;
+
+/** Mean softmax cross-entropy, from primitives every backend has. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
+  const logp = tf.logSoftmax(logits);
+  return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), logp), 1))) as tf.Scalar;
+}
+
+function batchTensors(data: Dataset, b: { x: Float32Array; y: Int32Array }): { x: tf.Tensor2D; y: tf.Tensor1D } {
+  const n = b.y.length;
+  return { x: tf.tensor2d(b.x, [n, featureSize(data.inputShape)]), y: tf.tensor1d(b.y, 'int32') };
+}
+
+export function evaluate(model: Model, data: Dataset, split: Split, batchSize: number): { loss: number; accuracy: number } {
+  let lossSum = 0;
+  let correct = 0;
+  const fs = featureSize(data.inputShape);
+  for (let start = 0; start < split.n; start += batchSize) {
+    const count = Math.min(batchSize, split.n - start);
+    const [l, c] = tf.tidy(() => {
+      const x = tf.tensor2d(split.x.subarray(start * fs, (start + count) * fs), [count, fs]);
+      const y = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
+      const logits = model.forward(x);
+      const loss = tf.mul(crossEntropy(logits, y, data.classes), count);
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
+      return [loss.dataSync()[0], hits.dataSync()[0]];
+    });
+    lossSum += l;
+    correct += c;
+  }
+  return { loss: lossSum / split.n, accuracy: correct / split.n };
+}
+
+export interface PreparedRun {
+  spec: RunSpec;
+  data: Dataset;
+  model: Model;
+  train: Split;
+  test: Split;
+}
+
+/** Data and model of a run, built from its seed alone. */
+export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRun {
+  const rng = new Rng(spec.seed);
+  const { name: datasetName, ...datasetOptions } = spec.dataset;
+  const data = loadDataset(datasetName, datasetOptions, { dataDir: env.dataDir, seed: spec.seed });
+  const train = spec.smoke ? slicePerClass(data.train, data.classes, SMOKE_PER_CLASS) : data.train;
+  const test = spec.smoke ? slicePerClass(data.test, data.classes, SMOKE_PER_CLASS / 2) : data.test;
+  const entry = getModel(spec.model.name);
+  const method = getMethod(spec.method.name);
+  const shapes = entry.layout(spec.model, data);
+  const density = !method.sparse || method.startsDense(spec.method) ? 1 : 1 - spec.sparsity.target;
+  const layers = buildSparseLayers(shapes, {
+    density,
+    distribution: spec.sparsity.distribution,
+    format: spec.sparsity.format,
+    rng: rng.fork('init'),
+  });
+  return { spec, data, model: entry.build(spec.model, data, layers), train, test };
+}
+
+/** Trains one run to the end and returns its summary; the model is disposed afterwards. */
+export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events: RunEvents = {}): Promise<RunSummary> {
+  const started = performance.now();
+  const { data, model, train, test } = prepareRun(spec, env);
+  try {
+    return await trainPrepared(spec, data, model, train, test, started, events);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents): Promise<RunSummary> {
+  const rng = new Rng(spec.seed);
+  const dataRng = rng.fork('data');
+  const methodRng = rng.fork('method');
+  const probeRng = rng.fork('probe');
+  const method = getMethod(spec.method.name);
+  const t = spec.training;
+  const epochs = spec.smoke ? Math.min(SMOKE_EPOCHS, t.epochs) : t.epochs;
+  const schedule = spec.update && (spec.smoke ? { ...spec.update, delta: Math.min(spec.update.delta, SMOKE_DELTA) } : spec.update);
+  const stepsPerEpoch = Math.ceil(train.n / t.batchSize);
+  const totalSteps = t.maxSteps > 0 ? Math.min(t.maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
+  const fs = featureSize(data.inputShape);
+  const trainable = model.params().map((p) => p.value);
+
+  const probe = () => {
+    const idx = samplesPerClass(train, data.classes, schedule!.samplesPerClass, probeRng);
+    model.layers.forEach((l) => l.setProbe(true));
+    try {
+      tf.tidy(() => {
+        const b = batchTensors(data, gather(train, fs, idx));
+        tf.variableGrads(() => crossEntropy(model.forward(b.x), b.y, data.classes), trainable);
+      });
+    } finally {
+      model.layers.forEach((l) => l.setProbe(false));
+    }
+  };
+
+  const metrics: EpochMetrics[] = [];
+  const stepTimes: number[] = [];
+  const updateTimes: number[] = [];
+  let trainFlops = 0;
+  let denseFlops = 0;
+  let step = 0;
+  let diverged: number | undefined;
+
+  for (let epoch = 1; epoch <= epochs && step < totalSteps && diverged === undefined; epoch++) {
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let lr = 0;
+    for (const idx of batchOrder(train.n, t.batchSize, dataRng)) {
+      if (step >= totalSteps) break;
+      const ctx: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
+      if (method.updates && method.updatesAt(ctx, spec.method)) {
+        const t0 = performance.now();
+        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe };
+        const report = method.update(uctx, spec.method);
+        model.layers.forEach((l) => l.clearProbe());
+        const ms = performance.now() - t0;
+        updateTimes.push(ms);
+        trainFlops += report.flops;
+        const density: Record<string, number> = {};
+        for (const l of model.layers) density[l.name] = l.activeCount() / (l.rows * l.cols);
+        events.onUpdate?.({ step, ...report, active: model.layers.reduce((s, l) => s + l.activeCount(), 0), density, ms });
+      }
+      const t0 = performance.now();
+      const batch = gather(train, fs, idx);
+      if (data.augment) data.augment(batch.x, idx.length, dataRng);
+      lr = learningRate(step, stepsPerEpoch, t);
+      const [loss, hits] = tf.tidy(() => {
+        const b = batchTensors(data, batch);
+        let hitsT: tf.Scalar | null = null;
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = model.forward(b.x);
+          hitsT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), "float32"))) as tf.Scalar;
+          return crossEntropy(logits, b.y, data.classes);
+        }, trainable);
+        sgdStep(model.params(), grads, { lr, momentum: t.momentum, weightDecay: t.weightDecay });
+        const out = [value.dataSync()[0], hitsT!.dataSync()[0]];
+        hitsT!.dispose();
+        return out;
+      });
+      stepTimes.push(performance.now() - t0);
+      trainFlops += stepFlops(model.layers, idx.length);
+      denseFlops += stepFlops(model.layers, idx.length, true);
+      step++;
+      if (!Number.isFinite(loss)) { diverged = step; break; }
+      lossSum += loss * idx.length;
+      correct += hits;
+      seen += idx.length;
+      events.onStep?.(step, totalSteps, loss);
+    }
+    if (diverged !== undefined) break;
+    const ev = evaluate(model, data, test, t.evalBatchSize);
+    const m: EpochMetrics = {
+      epoch, step, lr,
+      train_loss: lossSum / seen,
+      train_accuracy: correct / seen,
+      test_loss: ev.loss,
+      test_accuracy: ev.accuracy,
+      active_params: model.layers.reduce((s, l) => s + l.activeCount(), 0),
+      wall_s: (performance.now() - started) / 1000,
+    };
+    metrics.push(m);
+    events.onEpoch?.(m);
+    await new Promise((r) => setImmediate(r));
+  }
+
+  const last = metrics[metrics.length - 1];
+  return {
+    status: diverged === undefined ? 'done' : 'diverged',
+    ...(diverged === undefined ? {} : { diverged_step: diverged }),
+    epochs: metrics.length,
+    steps: step,
+    test_accuracy: last?.test_accuracy ?? NaN,
+    best_test_accuracy: Math.max(...metrics.map((m) => m.test_accuracy)),
+    train_accuracy: last?.train_accuracy ?? NaN,
+    train_flops: trainFlops,
+    dense_train_flops: denseFlops,
+    active_params: model.layers.reduce((s, l) => s + l.activeCount(), 0),
+    total_params: model.layers.reduce((s, l) => s + l.rows * l.cols, 0),
+    param_bytes: model.layers.reduce((s, l) => s + l.paramBytes(), 0),
+    peak_rss_mb: peakRssMb(),
+    wall_s: (performance.now() - started) / 1000,
+    step_ms: median(stepTimes),
+    update_ms: updateTimes.length ? median(updateTimes) : null,
+    layers: model.layers.map((l) => ({ name: l.name, rows: l.rows, cols: l.cols, active: l.activeCount(), density: l.activeCount() / (l.rows * l.cols) })),
+  };
+}

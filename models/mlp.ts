@@ -1,0 +1,33 @@
+import * as tf from '@tensorflow/tfjs';
+import { layerParams, type ModelEntry } from './model.js';
+
+/** Fully connected ReLU network; the default 300,100 is LeNet-300-100. */
+export const mlp: ModelEntry = {
+  name: 'mlp',
+  summary: 'multi-layer perceptron with ReLU (default LeNet-300-100)',
+  options: {
+    hidden: { type: 'integer[]', default: [300, 100], minimum: 1, help: 'hidden layer sizes at width 1' },
+    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every hidden layer' },
+  },
+  kernels: [],
+  layout(o, data) {
+    const inputs = data.inputShape.reduce((a, b) => a * b, 1);
+    const sizes = [inputs, ...(o.hidden as number[]).map((h) => Math.max(1, Math.round(h * o.width))), data.classes];
+    return sizes.slice(1).map((rows, i) => ({ name: `fc${i + 1}`, kind: 'linear' as const, rows, cols: sizes[i], positions: 1 }));
+  },
+  build(_o, _data, layers) {
+    return {
+      layers,
+      params: () => layerParams(layers),
+      forward: (x) => {
+        let h = tf.reshape(x, [x.shape[0], -1]);
+        layers.forEach((layer, i) => {
+          h = layer.apply(h);
+          if (i < layers.length - 1) h = tf.relu(h);
+        });
+        return h as tf.Tensor2D;
+      },
+      dispose: () => layers.forEach((l) => l.dispose()),
+    };
+  },
+};

@@ -1,0 +1,35 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { OptionSpecs } from '../harness/options.js';
+import type { LayerShape, Param, SparseLayer } from './sparse/types.js';
+
+export interface DataShape {
+  inputShape: number[];
+  classes: number;
+}
+
+export interface Model {
+  /** every prunable weight, in forward order */
+  readonly layers: SparseLayer[];
+  params(): Param[];
+  /** logits [B, classes] for a batch in the dataset's layout */
+  forward(x: tf.Tensor): tf.Tensor2D;
+  dispose(): void;
+}
+
+/**
+ * A model family. Building is two-phase: `layout` names every prunable weight's geometry (the
+ * sparsity assignment needs all of them at once), then `build` wires the layers made from it.
+ */
+export interface ModelEntry {
+  name: string;
+  summary: string;
+  options: OptionSpecs;
+  /** kernels the model's training needs beyond matMul and elementwise ops (backend selection) */
+  kernels: string[];
+  layout(options: Record<string, any>, data: DataShape): LayerShape[];
+  build(options: Record<string, any>, data: DataShape, layers: SparseLayer[]): Model;
+}
+
+export function layerParams(layers: SparseLayer[]): Param[] {
+  return layers.flatMap((l) => l.params());
+}

@@ -1,0 +1,35 @@
+import type { Rng } from '../../harness/rng.js';
+import { UserError } from '../../harness/errors.js';
+import { assignActiveCounts, randomConnections, sparseInitialValues, type SparsityDistribution } from './init.js';
+import { MaskedLayer } from './masked.js';
+import type { LayerInit, LayerShape, SparseFormat, SparseLayer } from './types.js';
+
+export type LayerFactory = (shape: LayerShape, init: LayerInit) => SparseLayer;
+
+/** The storage formats of the sparse-weight contract. */
+export const formats: Record<SparseFormat, LayerFactory> = {
+  masked: (shape, init) => new MaskedLayer(shape, init),
+  csr: () => { throw new UserError('the csr format is not available in this build'); },
+};
+
+export interface SparseInitOptions {
+  density: number;
+  distribution: SparsityDistribution;
+  format: SparseFormat;
+  rng: Rng;
+}
+
+/**
+ * Builds every prunable layer of a model: active counts by the sparsity distribution, a random
+ * bipartite graph per layer and the paper's sparse initialisation. The random stream of a layer
+ * depends only on the run seed and the layer's name, so every format gets identical layers.
+ */
+export function buildSparseLayers(shapes: LayerShape[], o: SparseInitOptions): SparseLayer[] {
+  const counts = o.density >= 1 ? shapes.map((s) => s.rows * s.cols) : assignActiveCounts(shapes, o.density, o.distribution);
+  return shapes.map((shape, l) => {
+    const rng = o.rng.fork(`layer/${shape.name}`);
+    const connections = randomConnections(shape.rows, shape.cols, counts[l], rng);
+    const { values, bias } = sparseInitialValues(shape.rows, connections, rng);
+    return formats[o.format](shape, { connections, values, bias });
+  });
+}
