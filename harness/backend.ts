@@ -8,6 +8,9 @@ export const backendChoices: BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'c
 
 const require = createRequire(import.meta.url);
 
+// production mode: no debug checks, and no advice printed on first use of the cpu backend
+tf.enableProdMode();
+
 async function loadTensorflow(): Promise<boolean> {
   try {
     // optional dependency: present only where its native library installed

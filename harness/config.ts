@@ -30,18 +30,17 @@ function namedSchema(kind: string, registry: Registry): Record<string, unknown> 
   const names = Object.keys(registry);
   return {
     description: `the ${kind}: a name, or { "name": ..., options }`,
-    anyOf: [
-      { type: 'string', enum: names },
-      {
-        type: 'object',
-        required: ['name'],
-        properties: { name: { type: 'string', enum: names } },
-        allOf: names.map((n) => ({
-          if: { properties: { name: { const: n } } },
-          then: optionsSchema(registry[n].options, { name: { const: n } }),
-        })),
-      },
-    ],
+    type: ['string', 'object'],
+    if: { type: 'string' },
+    then: { enum: names },
+    else: {
+      required: ['name'],
+      properties: { name: { type: 'string', enum: names } },
+      allOf: names.map((n) => ({
+        if: { properties: { name: { const: n } } },
+        then: optionsSchema(registry[n].options, { name: { const: n } }),
+      })),
+    },
   };
 }
 
@@ -99,7 +98,10 @@ function validate(config: unknown): ErrorObject[] {
 /** The most specific ajv error as one line: where, what, and the bad value. */
 function describeError(errors: ErrorObject[], config: unknown): string {
   const useful = errors.filter((e) => !['anyOf', 'if', 'allOf'].includes(e.keyword));
-  const pick = (useful.length ? useful : errors).reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
+  // the deepest error wins; at equal depth a type mismatch (from the other branch of a
+  // "name or object" choice) is the least informative
+  const rank = (e: ErrorObject) => e.instancePath.split('/').length * 2 + (e.keyword === 'type' ? 0 : 1);
+  const pick = (useful.length ? useful : errors).reduce((a, b) => (rank(b) > rank(a) ? b : a));
   let where = pick.instancePath || '/';
   let what = pick.message ?? 'is invalid';
   if (pick.keyword === 'additionalProperties') {

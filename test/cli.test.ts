@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli } from './helpers.js';
+
+const valid = { dataset: 'mnist', model: 'mlp', method: 'static', training: { epochs: 1 } };
+
+function tmp(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'sparsebench-cli-'));
+}
+
+/** Runs a config that must be rejected: exit 2, one line on stderr naming `expect`, output folder untouched. */
+function rejects(config: string | object, expect: RegExp, extra: string[] = []): void {
+  const dir = tmp();
+  const file = path.join(dir, 'bad.json');
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config));
+  const out = path.join(dir, 'out');
+  mkdirSync(out);
+  writeFileSync(path.join(out, 'keep.txt'), 'precious');
+  const r = runCli(['run', file, '--out', out, ...extra]);
+  assert.equal(r.status, 2, `exit code for ${expect}: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+  assert.match(lines[0], expect);
+  assert.doesNotMatch(r.stderr, /\s+at\s+\S+:\d+/, 'no stack trace');
+  assert.deepEqual(readdirSync(out), ['keep.txt']);
+  assert.equal(readFileSync(path.join(out, 'keep.txt'), 'utf8'), 'precious');
+}
+
+test('malformed JSON names the file', () => rejects('{"dataset": "mnist",', /bad\.json: invalid JSON/));
+test('missing config file names the file', () => {
+  const r = runCli(['run', '/nonexistent/x.json']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /\/nonexistent\/x\.json: cannot read config file \(ENOENT\)/);
+});
+test('unknown top-level field', () => rejects({ ...valid, epochs: 3 }, /\/epochs: unknown field/));
+test('unknown nested field', () => rejects({ ...valid, training: { epoch: 3 } }, /\/training\/epoch: unknown field/));
+test('unknown method', () => rejects({ ...valid, method: 'magic' }, /\/method: unknown method "magic" \(known: .*dense.*\)/));
+test('unknown method in the grid', () => rejects({ ...valid, grid: { method: ['static', 'nope'] } }, /\/grid\/method\/1: unknown method "nope"/));
+test('unknown model', () => rejects({ ...valid, model: 'resnet9000' }, /\/model: unknown model "resnet9000"/));
+test('unknown dataset', () => rejects({ ...valid, dataset: 'imagenet22k' }, /\/dataset: unknown dataset "imagenet22k"/));
+test('unknown model option', () => rejects({ ...valid, model: { name: 'mlp', depth: 3 } }, /\/model\/depth: unknown field/));
+test('sparsity out of range', () => rejects({ ...valid, sparsity: { target: 1 } }, /\/sparsity\/target: must be < 1 \(got 1\)/));
+test('negative sparsity', () => rejects({ ...valid, sparsity: { target: -0.1 } }, /\/sparsity\/target: must be >= 0 \(got -0.1\)/));
+test('sparsity out of range in the grid', () => rejects({ ...valid, grid: { 'sparsity.target': [0.9, 1.5] } }, /\/grid\/sparsity\.target\/1: must be < 1 \(got 1.5\)/));
+test('non-positive epochs', () => rejects({ ...valid, training: { epochs: 0 } }, /\/training\/epochs: must be >= 1 \(got 0\)/));
+test('non-positive batch size', () => rejects({ ...valid, training: { batchSize: -5 } }, /\/training\/batchSize: must be >= 1 \(got -5\)/));
+test('wrong type', () => rejects({ ...valid, training: { lr: 'fast' } }, /\/training\/lr: must be number \(got "fast"\)/));
+test('bad --set value', () => rejects(valid, /\/sparsity\/target: must be < 1/, ['--set', 'sparsity.target=2']));
+test('unknown CLI flag', () => rejects(valid, /Unknown argument/, ['--frobnicate']));
+
+test('validate expands the grid and dedups what a method ignores', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'grid.json');
+  writeFileSync(file, JSON.stringify({ ...valid, grid: { method: ['dense', 'static'], 'sparsity.target': [0.9, 0.98], seed: [0, 1] } }));
+  const r = runCli(['validate', file]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /valid, 6 runs/);
+  assert.match(r.stdout, /dense: 2/);
+  assert.match(r.stdout, /static: 4/);
+});
+
+test('list shows methods with options, models and datasets', () => {
+  const r = runCli(['list']);
+  assert.equal(r.status, 0);
+  for (const word of ['dense', 'static', 'mlp', 'lenet5', 'mnist', 'synthetic', 'samplers']) assert.match(r.stdout, new RegExp(word));
+});
+
+test('a smoke sweep writes run folders and results.csv with the documented columns', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'smoke.json');
+  writeFileSync(file, JSON.stringify({ ...valid, grid: { method: ['dense', 'static'] } }));
+  const out = path.join(dir, 'out');
+  const r = runCli(['run', file, '--smoke', '--out', out, '--backend', 'cpu']);
+  assert.equal(r.status, 0, r.stderr);
+  const csv = readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
+  const header = csv[0].split(',');
+  for (const col of ['run_id', 'status', 'method', 'model', 'dataset', 'sparsity', 'width', 'seed', 'test_accuracy', 'train_flops',
+    'dense_train_flops', 'active_params', 'total_params', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend']) {
+    assert.ok(header.includes(col), `column ${col}`);
+  }
+  assert.equal(csv.length, 3);
+  const runs = readdirSync(out).filter((f) => f !== 'results.csv');
+  assert.equal(runs.length, 2);
+  for (const id of runs) {
+    assert.deepEqual(readdirSync(path.join(out, id)).sort(), ['config.json', 'metrics.jsonl', 'result.json']);
+    const m = readFileSync(path.join(out, id, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(Object.keys(m[0]).sort(), ['active_params', 'epoch', 'lr', 'step', 'test_accuracy', 'test_loss', 'train_accuracy', 'train_loss', 'wall_s']);
+  }
+  // a second invocation skips what is done
+  const again = runCli(['run', file, '--smoke', '--out', out, '--backend', 'cpu']);
+  assert.match(again.stdout, /2 of 2 runs already done/);
+});
