@@ -89,7 +89,7 @@ export function evaluate(model: Model, data: Dataset, split: Split, batchSize: n
     const [l, c] = tf.tidy(() => {
       const x = tf.tensor2d(split.x.subarray(start * fs, (start + count) * fs), [count, fs]);
       const y = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
-      const logits = model.forward(x);
+      const logits = model.forward(x, false);
       const loss = tf.mul(crossEntropy(logits, y, data.classes), count);
       const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
       return [loss.dataSync()[0], hits.dataSync()[0]];
@@ -159,7 +159,7 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
     try {
       tf.tidy(() => {
         const b = batchTensors(data, gather(train, fs, idx));
-        tf.variableGrads(() => crossEntropy(model.forward(b.x), b.y, data.classes), trainable);
+        tf.variableGrads(() => crossEntropy(model.forward(b.x, true), b.y, data.classes), trainable);
       });
     } finally {
       model.layers.forEach((l) => l.setProbe(false));
@@ -202,7 +202,7 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
         const b = batchTensors(data, batch);
         let hitsT: tf.Scalar | null = null;
         const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(b.x);
+          const logits = model.forward(b.x, true);
           hitsT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), "float32"))) as tf.Scalar;
           return crossEntropy(logits, b.y, data.classes);
         }, trainable);

@@ -11,8 +11,8 @@ export interface Model {
   /** every prunable weight, in forward order */
   readonly layers: SparseLayer[];
   params(): Param[];
-  /** logits [B, classes] for a batch in the dataset's layout */
-  forward(x: tf.Tensor): tf.Tensor2D;
+  /** logits [B, classes] for a batch in the dataset's layout; training: batch statistics move, dropout on */
+  forward(x: tf.Tensor, training: boolean): tf.Tensor2D;
   dispose(): void;
 }
 

@@ -34,7 +34,7 @@ test('masked layers: inactive weights stay exactly 0 and get no update over many
   const y = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 4), 'int32');
   for (let i = 0; i < 50; i++) {
     tf.tidy(() => {
-      const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(y, 4), model.forward(x)) as tf.Scalar, params.map((p) => p.value));
+      const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(y, 4), model.forward(x, true)) as tf.Scalar, params.map((p) => p.value));
       sgdStep(params, grads, { lr: 0.1, momentum: 0.9, weightDecay: 1e-3 });
     });
   }

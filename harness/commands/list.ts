@@ -1,0 +1,37 @@
+import type { Argv } from 'yargs';
+import { methods } from '../../methods/index.js';
+import { models } from '../../models/index.js';
+import { datasets } from '../data/index.js';
+import { describeOptions, type OptionSpecs } from '../options.js';
+import { sparsityOptions, trainingOptions, updateOptions } from '../spec.js';
+import { log, defineCommand } from './common.js';
+
+type Entry = { name: string; summary: string; options: OptionSpecs };
+
+export function listText(): string {
+  const lines: string[] = [];
+  const section = (title: string, entries: Entry[], tag: (name: string) => string = () => '') => {
+    lines.push(`${title}:`);
+    for (const e of entries) {
+      lines.push(`  ${e.name}${tag(e.name)} — ${e.summary}`);
+      lines.push(...describeOptions(e.options));
+    }
+    lines.push('');
+  };
+  section('methods', Object.values(methods), (n) => (methods[n].alwaysSparse ? ' [always sparse]' : methods[n].sparse ? '' : ' [dense]'));
+  section('models', Object.values(models));
+  section('datasets', Object.values(datasets) as unknown as Entry[]);
+  lines.push('samplers (gse option "sampler"): uniform, grabo, graest');
+  lines.push('formats (sparsity.format): masked, csr');
+  lines.push('');
+  section('config groups', Object.entries({ training: trainingOptions, sparsity: sparsityOptions, update: updateOptions })
+    .map(([name, options]) => ({ name, summary: `"${name}": { ... }`, options })));
+  return lines.join('\n');
+}
+
+export const listCommand = defineCommand({
+  command: 'list',
+  describe: 'methods with their options and defaults, samplers, models, datasets, config groups',
+  builder: (y: Argv) => y.example('$0 list', ''),
+  handler: () => log(listText()),
+});
