@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { binaryOp } from './op.js';
 import { ProbeRecord } from './probe.js';
-import type { Connections, LayerInit, LayerShape, Param, SparseLayer, UnitSums } from './types.js';
+import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
 /**
  * Dense weights times a 0/1 mask, for linear and conv layers: how research code usually simulates
@@ -176,6 +176,40 @@ export class MaskedLayer implements SparseLayer {
   denseGradient(): Float32Array { return this.recorded().denseGradient(); }
   unitSums(signs?: Float32Array): UnitSums { return this.recorded().unitSums(signs); }
   probeRows(): number { return this.recorded().count; }
+
+  saveState(): LayerState {
+    const connections = this.active();
+    const w = this.weight.dataSync();
+    const v = this.velocity.dataSync();
+    const values = new Float32Array(connections.row.length);
+    const velocity = new Float32Array(connections.row.length);
+    for (let k = 0; k < values.length; k++) {
+      const i = connections.col[k] * this.rows + connections.row[k];
+      values[k] = w[i];
+      velocity[k] = v[i];
+    }
+    return { connections, values, velocity, bias: this.bias.dataSync().slice() as Float32Array, biasVelocity: this.biasVelocity.dataSync().slice() as Float32Array };
+  }
+
+  loadState(s: LayerState): void {
+    const w = new Float32Array(this.rows * this.cols);
+    const v = new Float32Array(this.rows * this.cols);
+    this.mask.fill(0);
+    for (let k = 0; k < s.connections.row.length; k++) {
+      const i = s.connections.col[k] * this.rows + s.connections.row[k];
+      w[i] = s.values[k];
+      v[i] = s.velocity[k];
+      this.mask[i] = 1;
+    }
+    this.count = s.connections.row.length;
+    this.weight.assign(tf.tensor(w, this.weight.shape));
+    this.velocity.assign(tf.tensor(v, this.velocity.shape));
+    this.bias.assign(tf.tensor1d(s.bias));
+    this.biasVelocity.assign(tf.tensor1d(s.biasVelocity));
+    this.maskTensor.dispose();
+    this.maskTensor = this.buildMaskTensor(this.weight.shape);
+    this.probe = null;
+  }
 
   paramBytes(): number {
     return 4 * this.rows * this.cols + Math.ceil((this.rows * this.cols) / 8) + 4 * this.rows;

@@ -65,6 +65,10 @@ export interface SparseLayer extends SparseWeight {
   /** while on, the next backward pass records the layer input and output gradient */
   setProbe(on: boolean): void;
   clearProbe(): void;
+  /** everything trainable about the layer, for checkpoints (format-independent) */
+  saveState(): LayerState;
+  /** restores a saved state exactly (structure, weights, momentum, bias) */
+  loadState(s: LayerState): void;
   /** bytes of parameter storage (values, indices, mask, optimizer state) */
   paramBytes(): number;
   dispose(): void;
@@ -92,4 +96,13 @@ export interface LayerInit {
   connections: Connections;
   values: Float32Array;
   bias: Float32Array;
+}
+
+/** A layer's trainable state in a format-independent form: sorted connections and per-connection values. */
+export interface LayerState {
+  connections: Connections;
+  values: Float32Array;
+  velocity: Float32Array;
+  bias: Float32Array;
+  biasVelocity: Float32Array;
 }
