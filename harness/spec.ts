@@ -27,6 +27,7 @@ export interface SparsitySpec {
   target: number;
   distribution: SparsityDistribution;
   format: SparseFormat;
+  holdActive: boolean;
 }
 
 /** Everything that defines one run; its hash is the run id. */
@@ -61,6 +62,7 @@ export const sparsityOptions: OptionSpecs = {
   target: { type: 'number', default: 0.9, minimum: 0, exclusiveMaximum: 1, help: 'fraction of prunable weights that are zero' },
   distribution: { type: 'string', default: 'erdos-renyi', enum: ['erdos-renyi', 'uniform'], help: 'how the active connections are spread over layers' },
   format: { type: 'string', default: 'masked', enum: ['masked', 'csr'], help: 'storage: dense weights x mask, or only the active connections' },
+  holdActive: { type: 'boolean', default: false, help: 'keep the active connection count of width 1 as the model widens (sparsity rises with width)' },
 };
 
 export const updateOptions: OptionSpecs = {

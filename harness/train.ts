@@ -3,7 +3,7 @@ import { getMethod } from '../methods/index.js';
 import type { ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
 import { getModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
-import { buildSparseLayers } from '../models/sparse/index.js';
+import { buildSparseLayers, initialDensity } from '../models/sparse/index.js';
 import { batchOrder, featureSize, gather, loadDataset, samplesPerClass, slicePerClass, type Dataset, type Split } from './data/index.js';
 import { median, peakRssMb, stepFlops } from './meters.js';
 import { Rng } from './rng.js';
@@ -118,7 +118,7 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   const entry = getModel(spec.model.name);
   const method = getMethod(spec.method.name);
   const shapes = entry.layout(spec.model, data);
-  const density = !method.sparse || method.startsDense(spec.method) ? 1 : 1 - spec.sparsity.target;
+  const density = !method.sparse || method.startsDense(spec.method) ? 1 : initialDensity(spec, shapes, entry.layout({ ...spec.model, width: 1 }, data));
   const layers = buildSparseLayers(shapes, {
     density,
     distribution: spec.sparsity.distribution,

@@ -33,3 +33,19 @@ export function buildSparseLayers(shapes: LayerShape[], o: SparseInitOptions): S
     return formats[o.format](shape, { connections, values, bias });
   });
 }
+
+/**
+ * The overall density a sparse run starts at: 1 - target, or with `holdActive` the density that
+ * keeps the active count of the width-1 model (the paper's model-scaling experiment: wider and
+ * sparser at a constant number of connections).
+ */
+export function initialDensity(
+  spec: { sparsity: { target: number; holdActive: boolean } },
+  shapes: { rows: number; cols: number }[],
+  baseShapes: { rows: number; cols: number }[],
+): number {
+  const density = 1 - spec.sparsity.target;
+  if (!spec.sparsity.holdActive) return density;
+  const size = (s: { rows: number; cols: number }[]) => s.reduce((a, x) => a + x.rows * x.cols, 0);
+  return Math.min(1, (density * size(baseShapes)) / size(shapes));
+}
