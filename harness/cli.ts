@@ -2,6 +2,7 @@ import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from './errors.js';
 import { packageVersion } from './provenance.js';
+import { benchCommand } from './commands/bench.js';
 import { collectCommand } from './commands/collect.js';
 import { infoCommand } from './commands/info.js';
 import { listCommand } from './commands/list.js';
@@ -10,7 +11,7 @@ import { schemaCommand } from './commands/schema.js';
 import { validateCommand } from './commands/validate.js';
 
 /** Every CLI command; each lives in harness/commands/. */
-const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, schemaCommand] as CommandModule<any, any>[];
+const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, schemaCommand, benchCommand] as CommandModule<any, any>[];
 
 export function buildCli(argv: string[]): Argv {
   let y = yargs(argv).scriptName('sparsebench').usage('$0 <command> [options]');
