@@ -1,0 +1,250 @@
+/**
+ * The prune-and-grow machinery shared by the dynamic sparse training methods (SET, RigL, GSE),
+ * in the style of JaxPruner: one routine, `pruneAndGrow`, and the methods differ only in the
+ * `Grower` that scores the candidates to grow (random / dense gradient / sampled subset + subset
+ * gradient) and in the order in which they apply the two halves.
+ *
+ * One update at step t (T_end = end * totalSteps):
+ *   alpha_t = alpha/2 * (1 + cos(pi * t / T_end))
+ *   k       = ceil(alpha_t * |A_l|) per layer (scope local) or ceil(alpha_t * sum_l |A_l|) over
+ *             all layers together (scope global), capped by what can be grown (the inactive
+ *             connections for prune-first methods, the scored candidates for grow-first ones).
+ *   grow    the k best-scored candidates, taken from connections inactive BEFORE the update;
+ *   prune   the k active-before-the-update connections with the smallest |w|.
+ * Scope global ranks grow candidates of all layers together and prunes by magnitude over all
+ * layers together (per-layer densities drift, the total stays); scope local does both per layer.
+ *
+ * Order (as in the authors' code):
+ *  - prune-first (RigL, SET): prune the k smallest |w|, then grow k connections excluding the
+ *    just-pruned ones. "Inactive before the update" is exactly "inactive now, minus just-pruned".
+ *  - grow-first (GSE): grow k connections (weight 0), then prune the k smallest |w| with the
+ *    just-grown ones protected. "Protected" is exactly "active before the update".
+ * Both halves are *decided* from the state before the update (scores come from one probe pass
+ * recorded before any structure change, magnitudes are read before any change), so both orders
+ * keep the active count and never prune what was grown nor grow what was pruned in one update;
+ * the order is then the order in which prune() and grow() are applied to the layers.
+ *
+ * Ties (equal |w| or equal score) are broken by (layer, row, col) ascending, so every storage
+ * format makes identical decisions. All randomness comes from ctx.rng (in the growers), drawn in
+ * an order that depends only on contract answers (active counts, isActive), never on the format.
+ * Every update asserts at its end that the active count is unchanged (global: total; local: per
+ * layer) and throws otherwise.
+ */
+import type { Connections, SparseWeight } from '../models/sparse/types.js';
+import type { ScheduleContext, UpdateContext, UpdateReport } from './types.js';
+
+/** Candidate connections of one layer, each with a value (a score to grow or a magnitude to prune). */
+export interface Pool {
+  /** the layer's column count (tie-break key row * cols + col) */
+  cols: number;
+  row: Int32Array;
+  col: Int32Array;
+  value: Float32Array;
+}
+
+export type Order = 'prune-first' | 'grow-first';
+
+export interface ScoreRequest {
+  ctx: UpdateContext;
+  /** per layer: the active connections before the update, sorted by (row, col) */
+  active: Connections[];
+  /**
+   * Per layer: at most this many connections will be grown in the layer. For prune-first methods
+   * it is exact under scope local (k_l) and, under scope global, min(k, inactive_l).
+   */
+  quota: number[];
+  /** prune-first: the number of connections grown, per layer (local) or as [k] (global) */
+  k: number[];
+}
+
+export interface Scored {
+  /** per layer, the grow candidates (inactive before the update, no duplicates) with their scores */
+  pools: Pool[];
+  /** floating-point operations spent scoring (probe pass, gradients, sampling weights) */
+  flops: number;
+}
+
+/** How a DST method scores its grow candidates: the only part in which SET, RigL and GSE differ. */
+export interface Grower {
+  order: Order;
+  score(req: ScoreRequest): Scored;
+  /** optional diagnostics from the decided grow set, before any structure change */
+  diagnose?(req: ScoreRequest, grown: Connections[], k: number[]): Partial<UpdateReport>;
+}
+
+/** T_end in steps: the run's update group `end` is a fraction of training. */
+export function endStep(ctx: ScheduleContext): number {
+  return ctx.schedule.end * ctx.totalSteps;
+}
+
+/** DST schedule: every delta steps, never at step 0, and only before T_end. */
+export function dstUpdatesAt(ctx: ScheduleContext): boolean {
+  const s = ctx.schedule;
+  return ctx.step > 0 && ctx.step % s.delta === 0 && ctx.step < endStep(ctx);
+}
+
+/** alpha_t = alpha/2 * (1 + cos(pi * t / T_end)); 0 from T_end on. */
+export function updateFraction(ctx: ScheduleContext): number {
+  const tEnd = endStep(ctx);
+  if (!(ctx.step < tEnd)) return 0;
+  return (ctx.schedule.alpha / 2) * (1 + Math.cos((Math.PI * ctx.step) / tEnd));
+}
+
+/** Unique key of a connection inside its layer (exact below 2^53, so never wraps). */
+export function key(row: number, col: number, cols: number): number {
+  return row * cols + col;
+}
+
+/** Connections sorted by (row, col). */
+export function sortConnections(c: Connections, cols: number): Connections {
+  const n = c.row.length;
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = key(c.row[i], c.col[i], cols);
+  keys.sort();
+  const row = new Int32Array(n);
+  const col = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor(keys[i] / cols);
+    row[i] = r;
+    col[i] = keys[i] - r * cols;
+  }
+  return { row, col };
+}
+
+export const emptyConnections = (): Connections => ({ row: new Int32Array(0), col: new Int32Array(0) });
+
+/**
+ * Picks k entries over pools given in layer order: the smallest values, or the largest with
+ * `largest`; equal values are taken in (layer, row, col) order; NaN ranks last. Returns, per pool,
+ * the picked connections sorted by (row, col). Cost O(n log n) over the n pooled entries
+ * (one native typed-array sort), never more memory than the pools.
+ */
+export function pickExtreme(pools: Pool[], k: number, largest: boolean): Connections[] {
+  let total = 0;
+  for (const p of pools) total += p.value.length;
+  if (!(k >= 0 && Number.isInteger(k))) throw new Error(`pickExtreme: bad k ${k}`);
+  if (k > total) throw new Error(`pickExtreme: asked for ${k} of ${total} candidates`);
+  if (k === 0) return pools.map(() => emptyConnections());
+  // ranked value: smaller is better
+  const rank = (v: number) => (Number.isNaN(v) ? Infinity : largest ? -v : v);
+  const all = new Float32Array(total);
+  let o = 0;
+  for (const p of pools) for (let i = 0; i < p.value.length; i++) all[o++] = rank(p.value[i]);
+  const sorted = all.slice().sort();
+  const threshold = sorted[k - 1];
+  let below = 0;
+  for (let i = 0; i < k; i++) if (sorted[i] < threshold) below++;
+  let ties = k - below;
+  const out: Connections[] = [];
+  o = 0;
+  for (const p of pools) {
+    const n = p.value.length;
+    const pickedKeys: number[] = [];
+    const tieKeys: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const v = all[o + i];
+      if (v < threshold) pickedKeys.push(key(p.row[i], p.col[i], p.cols));
+      else if (v === threshold) tieKeys.push(key(p.row[i], p.col[i], p.cols));
+    }
+    o += n;
+    if (ties > 0 && tieKeys.length > 0) {
+      const t = Float64Array.from(tieKeys).sort();
+      const take = Math.min(ties, t.length);
+      for (let i = 0; i < take; i++) pickedKeys.push(t[i]);
+      ties -= take;
+    }
+    const keys = Float64Array.from(pickedKeys).sort();
+    const row = new Int32Array(keys.length);
+    const col = new Int32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const r = Math.floor(keys[i] / p.cols);
+      row[i] = r;
+      col[i] = keys[i] - r * p.cols;
+    }
+    out.push({ row, col });
+  }
+  if (ties !== 0) throw new Error('pickExtreme: tie accounting failed');
+  return out;
+}
+
+/** Picks per group: local scope picks k[l] in pool l alone, global picks k[0] over all pools. */
+export function pickByScope(pools: Pool[], k: number[], global: boolean, largest: boolean): Connections[] {
+  if (global) return pickExtreme(pools, k[0], largest);
+  return pools.map((p, l) => pickExtreme([p], k[l], largest)[0]);
+}
+
+/** The magnitudes of the given active connections of every layer, as prune pools. */
+export function magnitudePools(layers: SparseWeight[], active: Connections[]): Pool[] {
+  return layers.map((layer, l) => ({ cols: layer.cols, row: active[l].row, col: active[l].col, value: layer.magnitudes(active[l]) }));
+}
+
+function sum(xs: number[]): number {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s;
+}
+
+function count(c: Connections[]): number {
+  return sum(c.map((x) => x.row.length));
+}
+
+/** Throws unless the active count is what it was (global: total; local: per layer). */
+export function assertActiveCounts(layers: SparseWeight[], before: number[], global: boolean, what: string): void {
+  const after = layers.map((l) => l.activeCount());
+  if (global) {
+    if (sum(after) !== sum(before)) throw new Error(`${what}: total active count changed from ${sum(before)} to ${sum(after)}`);
+  } else {
+    after.forEach((n, l) => {
+      if (n !== before[l]) throw new Error(`${what}: layer ${layers[l].name} active count changed from ${before[l]} to ${n}`);
+    });
+  }
+}
+
+/**
+ * One prune-and-grow update of every layer (see the file header). Returns the report; throws if
+ * the active count would not be preserved.
+ */
+export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string): UpdateReport {
+  const layers = ctx.layers;
+  const global = ctx.schedule.scope === 'global';
+  const alpha = updateFraction(ctx);
+  const before = layers.map((l) => l.activeCount());
+  const inactive = layers.map((l, i) => l.rows * l.cols - before[i]);
+  const want = global ? [Math.ceil(alpha * sum(before))] : before.map((n) => Math.ceil(alpha * n));
+  const active = layers.map((l) => l.active());
+  // prune-first grows among the inactive-before connections: cap k by how many there are
+  const k = grower.order === 'prune-first'
+    ? (global ? [Math.min(want[0], sum(inactive))] : want.map((w, l) => Math.min(w, inactive[l])))
+    : want.slice();
+  const quota = grower.order === 'prune-first'
+    ? (global ? inactive.map((n) => Math.min(n, k[0])) : k.slice())
+    : (global ? inactive.map((n) => Math.min(n, want[0])) : want.map((w, l) => Math.min(w, inactive[l])));
+  const req: ScoreRequest = { ctx, active, quota, k };
+  const { pools, flops } = grower.score(req);
+  if (pools.length !== layers.length) throw new Error(`${what}: scorer returned ${pools.length} pools for ${layers.length} layers`);
+  if (grower.order === 'grow-first') {
+    // k = min(ceil(alpha_t |A|), |S|)
+    const sizes = pools.map((p) => p.value.length);
+    if (global) k[0] = Math.min(k[0], sum(sizes));
+    else for (let l = 0; l < k.length; l++) k[l] = Math.min(k[l], sizes[l]);
+  }
+  const grown = pickByScope(pools, k, global, true);
+  const diagnostics = grower.diagnose?.(req, grown, k) ?? {};
+  const pruned = pickByScope(magnitudePools(layers, active), k, global, false);
+  if (grower.order === 'prune-first') {
+    layers.forEach((l, i) => { if (pruned[i].row.length) l.prune(pruned[i]); });
+    layers.forEach((l, i) => { if (grown[i].row.length) l.grow(grown[i]); });
+  } else {
+    layers.forEach((l, i) => { if (grown[i].row.length) l.grow(grown[i]); });
+    layers.forEach((l, i) => { if (pruned[i].row.length) l.prune(pruned[i]); });
+  }
+  assertActiveCounts(layers, before, global, what);
+  return { alpha, k: sum(k), grown: count(grown), pruned: count(pruned), flops, ...diagnostics };
+}
+
+/** FLOPs of the probe pass over the update batch: a sparse training step (forward, input and weight gradient). */
+export function probeFlops(layers: SparseWeight[]): number {
+  let f = 0;
+  for (const l of layers) f += 6 * l.activeCount() * l.probeRows();
+  return f;
+}
