@@ -26,8 +26,8 @@ import { setFlagsFromString } from 'node:v8';
 export interface Csr { rows: number; cols: number; rowPtr: Int32Array; colIdx: Int32Array; values: Float32Array }
 
 interface KernelExports {
-  spmm(rowPtr: number, colIdx: number, vals: number, x: number, y: number, batch: number, r0: number, r1: number, b0: number, b1: number): void;
-  spmmT(rowPtr: number, colIdx: number, vals: number, dy: number, dx: number, batch: number, rows: number, cols: number, b0: number, b1: number): void;
+  spmm(rowPtr: number, colIdx: number, vals: number, x: number, y: number, batch: number, r0: number, r1: number, cols: number, panel: number, cursor: number): void;
+  spmmT(rowPtr: number, colIdx: number, vals: number, dy: number, dx: number, batch: number, rows: number, cols: number, b0: number, b1: number, panel: number, cursor: number): void;
   sddmm(row: number, col: number, a: number, b: number, out: number, batch: number, k0: number, k1: number): void;
   transpose(src: number, dst: number, rows: number, cols: number, c0: number, c1: number): void;
 }
@@ -45,6 +45,19 @@ const SLOT = 32, SEQ = 0, DONE = 1, OP = 2, ERR = 3, READY = 4, ARGS = 8, MAX_WO
 // Below these amounts of work (multiply-adds or elements), one thread is faster than waking another.
 const PAR_MIN_MACS = 1 << 19;
 const PAR_MIN_ELEMS = 1 << 16;
+// Cache blocking: the rows of the dense operand that one pass may touch should stay in L2 (2 MiB
+// per core here). Panels are used when the operand is larger and a row has enough nonzeros in a
+// panel to pay for revisiting its outputs.
+const PANEL_BYTES = 1 << 20;
+const PANEL_MIN_NNZ = 4;
+
+/** Columns of A per panel for an operand of `cols` rows of `rowBytes` each (>= cols: no panels). */
+function panelFor(cols: number, rowBytes: number, nnz: number, rows: number): number {
+  if (cols * rowBytes <= 1.5 * PANEL_BYTES || rows === 0) return cols;
+  const p = Math.max(64, Math.floor(PANEL_BYTES / Math.max(4, rowBytes)));
+  if (nnz / rows / Math.ceil(cols / p) < PANEL_MIN_NNZ) return cols;
+  return p;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -94,8 +107,8 @@ for (;;) {
   const a = base + ${ARGS};
   try {
     switch (c[base + ${OP}]) {
-      case ${OP_SPMM}: k.spmm(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9]); break;
-      case ${OP_SPMMT}: k.spmmT(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9]); break;
+      case ${OP_SPMM}: k.spmm(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9], c[a+10]); break;
+      case ${OP_SPMMT}: k.spmmT(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9], c[a+10], c[a+11]); break;
       case ${OP_SDDMM}: k.sddmm(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7]); break;
       case ${OP_TRANSPOSE}: k.transpose(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5]); break;
       default: throw new Error('unknown op ' + c[base + ${OP}]);
@@ -258,6 +271,7 @@ class Engine {
       try {
         worker = new Worker(WORKER_SOURCE, {
           eval: true,
+          execArgv: [], // the source is CommonJS, whatever flags (--input-type=module) the parent has
           workerData: { module: this.module, memory: this.memory, ctrl: this.ctrl, index, port: port2, spin: 20000 },
           transferList: [port2],
         });
@@ -265,6 +279,7 @@ class Engine {
         this.disableWorkers(`cannot start a worker thread: ${(e as Error).message}`);
         return false;
       }
+      worker.on('error', (e) => this.disableWorkers(`worker thread ${index} failed: ${e.message}`));
       worker.unref();
       port1.unref();
       const base = index * SLOT;
@@ -284,6 +299,7 @@ class Engine {
   }
 
   private disableWorkers(why: string): void {
+    if (this.workersBroken) return;
     this.workersBroken = true;
     process.emitWarning(`sparse kernels: running on one thread: ${why}`);
   }
@@ -330,8 +346,8 @@ class Engine {
   private call(op: number, p: number[]): void {
     const k = this.k;
     switch (op) {
-      case OP_SPMM: k.spmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
-      case OP_SPMMT: k.spmmT(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
+      case OP_SPMM: k.spmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
+      case OP_SPMMT: k.spmmT(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
       case OP_SDDMM: k.sddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); break;
       case OP_TRANSPOSE: k.transpose(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       default: throw new Error(`unknown op ${op}`);
@@ -401,8 +417,10 @@ export function spmm(a: Csr, xT: Float32Array, batch: number, out?: Float32Array
   const py = e.output('y', out, ylen, 'spmm');
   const n = e.fanout((nnz + rows) * batch, PAR_MIN_MACS, rows);
   const cuts = n > 1 ? splitRows(rowPtr, rows, n) : [0, rows];
+  const panel = panelFor(cols, batch * 4, nnz, rows);
+  const cur = panel < cols ? e.scratchOff('cursor', rows * 4) : 0;
   const parts: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, px, py, batch, cuts[t], cuts[t + 1], 0, batch]);
+  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, px, py, batch, cuts[t], cuts[t + 1], cols, panel, cur]);
   e.run(OP_SPMM, parts);
   return e.result(py, out, ylen);
 }
@@ -425,7 +443,9 @@ export function spmmT(a: Csr, dyT: Float32Array, batch: number, out?: Float32Arr
   const n = e.fanout((nnz + cols) * batch, PAR_MIN_MACS, Math.floor(batch / 4));
   const cuts = n > 1 ? splitEven(0, batch, n, batch >= 64 * n ? 64 : 4) : [0, batch];
   const parts: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, pd, px, batch, rows, cols, cuts[t], cuts[t + 1]]);
+  const panel = panelFor(cols, Math.ceil(batch / (cuts.length - 1)) * 4, nnz, rows);
+  const cur = panel < cols ? e.scratchOff('cursorT', rows * 4 * (cuts.length - 1)) : 0;
+  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, pd, px, batch, rows, cols, cuts[t], cuts[t + 1], panel, cur + t * rows * 4]);
   e.run(OP_SPMMT, parts);
   return e.result(px, out, xlen);
 }

@@ -1,16 +1,26 @@
 // Sparse kernels for the always-sparse `csr` format, compiled by ../build.mjs to WebAssembly with
-// SIMD (and, in a second build, relaxed SIMD for fused multiply-add).
+// SIMD (kernels.wasm) and with relaxed SIMD, for fused multiply-add (kernels-relaxed.wasm).
 //
 // Every pointer is a byte offset into the linear memory, which is imported and shared between the
 // main thread and the worker threads (see ../index.ts). Nothing here allocates. Each kernel takes a
 // range of the work (rows, batch columns or pairs) so that callers can split it between threads.
 //
 // Activations are feature-major: a matrix of n features for a batch of B is stored n x B row-major,
-// so a feature's B values are contiguous, and one nonzero of the sparse matrix multiplies a whole
-// contiguous row. Offsets are computed as row * stride with stride = B * 4 bytes, never as a flat
-// row * cols index of the sparse matrix.
+// so a feature's B values are contiguous and one nonzero of the sparse matrix multiplies a whole
+// contiguous row. Offsets are computed as index * stride with stride = B * 4 bytes, never as a flat
+// row * cols index of the sparse matrix. Any batch size works (odd ones take scalar tails).
+//
+// SpMM works on groups of up to 4 nonzeros of a row: y += v0·x[c0] + v1·x[c1] + v2·x[c2] + v3·x[c3],
+// streaming along the batch. This keeps few values live (V8 has 15 usable SIMD registers, and kernels
+// with 16 accumulators spilled and ran slower). When the dense operand does not fit in L2 (~1 MiB
+// used here), the columns of A are processed in panels whose rows of x do fit, and the outputs are
+// revisited once per panel ("cursor" keeps where each row stopped). This works for any column order
+// within a row; sorted rows (the usual CSR) are what make the panels effective.
+//
+// The gather/scatter group functions below follow one pattern for 1..4 nonzeros and were written
+// out by a small generator; edit them together.
 
-/** acc + a * b (fused where the build has relaxed SIMD). */
+/** acc + a · b (fused where the build has relaxed SIMD). */
 @inline function madd(acc: v128, a: v128, b: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
   return f32x4.add(acc, f32x4.mul(a, b));
@@ -21,272 +31,371 @@
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
 
-/** One output row, 64 batch columns: y[0..64) = Σ_k vals[k] · x[colIdx[k]·stride + 0..64). */
-@inline function spmmRow16(k0: usize, k1: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize): void {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0);
-  let a4 = f32x4.splat(0);
-  let a5 = f32x4.splat(0);
-  let a6 = f32x4.splat(0);
-  let a7 = f32x4.splat(0);
-  let a8 = f32x4.splat(0);
-  let a9 = f32x4.splat(0);
-  let a10 = f32x4.splat(0);
-  let a11 = f32x4.splat(0);
-  let a12 = f32x4.splat(0);
-  let a13 = f32x4.splat(0);
-  let a14 = f32x4.splat(0);
-  let a15 = f32x4.splat(0);
-  for (let k = k0; k < k1; k++) {
-    const p = x + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    a0 = madd(a0, v128.load(p, 0), v);
-    a1 = madd(a1, v128.load(p, 16), v);
-    a2 = madd(a2, v128.load(p, 32), v);
-    a3 = madd(a3, v128.load(p, 48), v);
-    a4 = madd(a4, v128.load(p, 64), v);
-    a5 = madd(a5, v128.load(p, 80), v);
-    a6 = madd(a6, v128.load(p, 96), v);
-    a7 = madd(a7, v128.load(p, 112), v);
-    a8 = madd(a8, v128.load(p, 128), v);
-    a9 = madd(a9, v128.load(p, 144), v);
-    a10 = madd(a10, v128.load(p, 160), v);
-    a11 = madd(a11, v128.load(p, 176), v);
-    a12 = madd(a12, v128.load(p, 192), v);
-    a13 = madd(a13, v128.load(p, 208), v);
-    a14 = madd(a14, v128.load(p, 224), v);
-    a15 = madd(a15, v128.load(p, 240), v);
+@inline function gather1First(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, f32x4.mul(v128.load(p0 + o, 0), v0), 0);
+    v128.store(y + o, f32x4.mul(v128.load(p0 + o, 16), v0), 16);
+    v128.store(y + o, f32x4.mul(v128.load(p0 + o, 32), v0), 32);
+    v128.store(y + o, f32x4.mul(v128.load(p0 + o, 48), v0), 48);
   }
-  v128.store(y, a0, 0);
-  v128.store(y, a1, 16);
-  v128.store(y, a2, 32);
-  v128.store(y, a3, 48);
-  v128.store(y, a4, 64);
-  v128.store(y, a5, 80);
-  v128.store(y, a6, 96);
-  v128.store(y, a7, 112);
-  v128.store(y, a8, 128);
-  v128.store(y, a9, 144);
-  v128.store(y, a10, 160);
-  v128.store(y, a11, 176);
-  v128.store(y, a12, 192);
-  v128.store(y, a13, 208);
-  v128.store(y, a14, 224);
-  v128.store(y, a15, 240);
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, f32x4.mul(v128.load(p0 + o), v0));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(p0 + o) * f0);
 }
 
-/** One output row, 32 batch columns: y[0..32) = Σ_k vals[k] · x[colIdx[k]·stride + 0..32). */
-@inline function spmmRow8(k0: usize, k1: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize): void {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0);
-  let a4 = f32x4.splat(0);
-  let a5 = f32x4.splat(0);
-  let a6 = f32x4.splat(0);
-  let a7 = f32x4.splat(0);
-  for (let k = k0; k < k1; k++) {
-    const p = x + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    a0 = madd(a0, v128.load(p, 0), v);
-    a1 = madd(a1, v128.load(p, 16), v);
-    a2 = madd(a2, v128.load(p, 32), v);
-    a3 = madd(a3, v128.load(p, 48), v);
-    a4 = madd(a4, v128.load(p, 64), v);
-    a5 = madd(a5, v128.load(p, 80), v);
-    a6 = madd(a6, v128.load(p, 96), v);
-    a7 = madd(a7, v128.load(p, 112), v);
+@inline function gather1(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(v128.load(y + o, 0), v128.load(p0 + o, 0), v0), 0);
+    v128.store(y + o, madd(v128.load(y + o, 16), v128.load(p0 + o, 16), v0), 16);
+    v128.store(y + o, madd(v128.load(y + o, 32), v128.load(p0 + o, 32), v0), 32);
+    v128.store(y + o, madd(v128.load(y + o, 48), v128.load(p0 + o, 48), v0), 48);
   }
-  v128.store(y, a0, 0);
-  v128.store(y, a1, 16);
-  v128.store(y, a2, 32);
-  v128.store(y, a3, 48);
-  v128.store(y, a4, 64);
-  v128.store(y, a5, 80);
-  v128.store(y, a6, 96);
-  v128.store(y, a7, 112);
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(v128.load(y + o), v128.load(p0 + o), v0));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(y + o) + load<f32>(p0 + o) * f0);
 }
 
-/** One output row, 16 batch columns: y[0..16) = Σ_k vals[k] · x[colIdx[k]·stride + 0..16). */
-@inline function spmmRow4(k0: usize, k1: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize): void {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0);
-  for (let k = k0; k < k1; k++) {
-    const p = x + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    a0 = madd(a0, v128.load(p, 0), v);
-    a1 = madd(a1, v128.load(p, 16), v);
-    a2 = madd(a2, v128.load(p, 32), v);
-    a3 = madd(a3, v128.load(p, 48), v);
+@inline function gather2First(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(f32x4.mul(v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), 0);
+    v128.store(y + o, madd(f32x4.mul(v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), 16);
+    v128.store(y + o, madd(f32x4.mul(v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), 32);
+    v128.store(y + o, madd(f32x4.mul(v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), 48);
   }
-  v128.store(y, a0, 0);
-  v128.store(y, a1, 16);
-  v128.store(y, a2, 32);
-  v128.store(y, a3, 48);
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(f32x4.mul(v128.load(p0 + o), v0), v128.load(p1 + o), v1));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1);
 }
 
-/** One output row, 4 batch columns: y[0..4) = Σ_k vals[k] · x[colIdx[k]·stride + 0..4). */
-@inline function spmmRow1(k0: usize, k1: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize): void {
-  let a0 = f32x4.splat(0);
-  for (let k = k0; k < k1; k++) {
-    const p = x + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    a0 = madd(a0, v128.load(p, 0), v);
+@inline function gather2(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(madd(v128.load(y + o, 0), v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), 0);
+    v128.store(y + o, madd(madd(v128.load(y + o, 16), v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), 16);
+    v128.store(y + o, madd(madd(v128.load(y + o, 32), v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), 32);
+    v128.store(y + o, madd(madd(v128.load(y + o, 48), v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), 48);
   }
-  v128.store(y, a0, 0);
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(madd(v128.load(y + o), v128.load(p0 + o), v0), v128.load(p1 + o), v1));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(y + o) + load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1);
 }
 
-/** Scatter one row of dy (64 batch columns) into the rows of dx named by the row's nonzeros. */
-@inline function spmmTRow16(k0: usize, k1: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize): void {
-  const d0 = v128.load(d, 0);
-  const d1 = v128.load(d, 16);
-  const d2 = v128.load(d, 32);
-  const d3 = v128.load(d, 48);
-  const d4 = v128.load(d, 64);
-  const d5 = v128.load(d, 80);
-  const d6 = v128.load(d, 96);
-  const d7 = v128.load(d, 112);
-  const d8 = v128.load(d, 128);
-  const d9 = v128.load(d, 144);
-  const d10 = v128.load(d, 160);
-  const d11 = v128.load(d, 176);
-  const d12 = v128.load(d, 192);
-  const d13 = v128.load(d, 208);
-  const d14 = v128.load(d, 224);
-  const d15 = v128.load(d, 240);
-  for (let k = k0; k < k1; k++) {
-    const p = dx + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    v128.store(p, madd(v128.load(p, 0), d0, v), 0);
-    v128.store(p, madd(v128.load(p, 16), d1, v), 16);
-    v128.store(p, madd(v128.load(p, 32), d2, v), 32);
-    v128.store(p, madd(v128.load(p, 48), d3, v), 48);
-    v128.store(p, madd(v128.load(p, 64), d4, v), 64);
-    v128.store(p, madd(v128.load(p, 80), d5, v), 80);
-    v128.store(p, madd(v128.load(p, 96), d6, v), 96);
-    v128.store(p, madd(v128.load(p, 112), d7, v), 112);
-    v128.store(p, madd(v128.load(p, 128), d8, v), 128);
-    v128.store(p, madd(v128.load(p, 144), d9, v), 144);
-    v128.store(p, madd(v128.load(p, 160), d10, v), 160);
-    v128.store(p, madd(v128.load(p, 176), d11, v), 176);
-    v128.store(p, madd(v128.load(p, 192), d12, v), 192);
-    v128.store(p, madd(v128.load(p, 208), d13, v), 208);
-    v128.store(p, madd(v128.load(p, 224), d14, v), 224);
-    v128.store(p, madd(v128.load(p, 240), d15, v), 240);
+@inline function gather3First(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = x + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(madd(f32x4.mul(v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), v128.load(p2 + o, 0), v2), 0);
+    v128.store(y + o, madd(madd(f32x4.mul(v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), v128.load(p2 + o, 16), v2), 16);
+    v128.store(y + o, madd(madd(f32x4.mul(v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), v128.load(p2 + o, 32), v2), 32);
+    v128.store(y + o, madd(madd(f32x4.mul(v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), v128.load(p2 + o, 48), v2), 48);
   }
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(madd(f32x4.mul(v128.load(p0 + o), v0), v128.load(p1 + o), v1), v128.load(p2 + o), v2));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1 + load<f32>(p2 + o) * f2);
 }
 
-/** Scatter one row of dy (32 batch columns) into the rows of dx named by the row's nonzeros. */
-@inline function spmmTRow8(k0: usize, k1: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize): void {
-  const d0 = v128.load(d, 0);
-  const d1 = v128.load(d, 16);
-  const d2 = v128.load(d, 32);
-  const d3 = v128.load(d, 48);
-  const d4 = v128.load(d, 64);
-  const d5 = v128.load(d, 80);
-  const d6 = v128.load(d, 96);
-  const d7 = v128.load(d, 112);
-  for (let k = k0; k < k1; k++) {
-    const p = dx + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    v128.store(p, madd(v128.load(p, 0), d0, v), 0);
-    v128.store(p, madd(v128.load(p, 16), d1, v), 16);
-    v128.store(p, madd(v128.load(p, 32), d2, v), 32);
-    v128.store(p, madd(v128.load(p, 48), d3, v), 48);
-    v128.store(p, madd(v128.load(p, 64), d4, v), 64);
-    v128.store(p, madd(v128.load(p, 80), d5, v), 80);
-    v128.store(p, madd(v128.load(p, 96), d6, v), 96);
-    v128.store(p, madd(v128.load(p, 112), d7, v), 112);
+@inline function gather3(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = x + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(madd(madd(v128.load(y + o, 0), v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), v128.load(p2 + o, 0), v2), 0);
+    v128.store(y + o, madd(madd(madd(v128.load(y + o, 16), v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), v128.load(p2 + o, 16), v2), 16);
+    v128.store(y + o, madd(madd(madd(v128.load(y + o, 32), v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), v128.load(p2 + o, 32), v2), 32);
+    v128.store(y + o, madd(madd(madd(v128.load(y + o, 48), v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), v128.load(p2 + o, 48), v2), 48);
+  }
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(madd(madd(v128.load(y + o), v128.load(p0 + o), v0), v128.load(p1 + o), v1), v128.load(p2 + o), v2));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(y + o) + load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1 + load<f32>(p2 + o) * f2);
+}
+
+@inline function gather4First(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = x + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  const p3 = x + <usize>load<i32>(colIdx + (k << 2), 12) * stride;
+  const f3 = load<f32>(vals + (k << 2), 12);
+  const v3 = f32x4.splat(f3);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(madd(madd(f32x4.mul(v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), v128.load(p2 + o, 0), v2), v128.load(p3 + o, 0), v3), 0);
+    v128.store(y + o, madd(madd(madd(f32x4.mul(v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), v128.load(p2 + o, 16), v2), v128.load(p3 + o, 16), v3), 16);
+    v128.store(y + o, madd(madd(madd(f32x4.mul(v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), v128.load(p2 + o, 32), v2), v128.load(p3 + o, 32), v3), 32);
+    v128.store(y + o, madd(madd(madd(f32x4.mul(v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), v128.load(p2 + o, 48), v2), v128.load(p3 + o, 48), v3), 48);
+  }
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(madd(madd(f32x4.mul(v128.load(p0 + o), v0), v128.load(p1 + o), v1), v128.load(p2 + o), v2), v128.load(p3 + o), v3));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1 + load<f32>(p2 + o) * f2 + load<f32>(p3 + o) * f3);
+}
+
+@inline function gather4(k: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  const p0 = x + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = x + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = x + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  const p3 = x + <usize>load<i32>(colIdx + (k << 2), 12) * stride;
+  const f3 = load<f32>(vals + (k << 2), 12);
+  const v3 = f32x4.splat(f3);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    v128.store(y + o, madd(madd(madd(madd(v128.load(y + o, 0), v128.load(p0 + o, 0), v0), v128.load(p1 + o, 0), v1), v128.load(p2 + o, 0), v2), v128.load(p3 + o, 0), v3), 0);
+    v128.store(y + o, madd(madd(madd(madd(v128.load(y + o, 16), v128.load(p0 + o, 16), v0), v128.load(p1 + o, 16), v1), v128.load(p2 + o, 16), v2), v128.load(p3 + o, 16), v3), 16);
+    v128.store(y + o, madd(madd(madd(madd(v128.load(y + o, 32), v128.load(p0 + o, 32), v0), v128.load(p1 + o, 32), v1), v128.load(p2 + o, 32), v2), v128.load(p3 + o, 32), v3), 32);
+    v128.store(y + o, madd(madd(madd(madd(v128.load(y + o, 48), v128.load(p0 + o, 48), v0), v128.load(p1 + o, 48), v1), v128.load(p2 + o, 48), v2), v128.load(p3 + o, 48), v3), 48);
+  }
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, madd(madd(madd(madd(v128.load(y + o), v128.load(p0 + o), v0), v128.load(p1 + o), v1), v128.load(p2 + o), v2), v128.load(p3 + o), v3));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(y + o) + load<f32>(p0 + o) * f0 + load<f32>(p1 + o) * f1 + load<f32>(p2 + o) * f2 + load<f32>(p3 + o) * f3);
+}
+
+@inline function scatter1(k: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize, nb: usize): void {
+  const p0 = dx + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  let o: usize = 0;
+  for (; o + 32 <= nb; o += 32) {
+    const d0 = v128.load(d + o, 0), d1 = v128.load(d + o, 16);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 0), d0, v0), 0);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 16), d1, v0), 16);
+  }
+  for (; o + 16 <= nb; o += 16) {
+    const d0 = v128.load(d + o);
+    v128.store(p0 + o, madd(v128.load(p0 + o), d0, v0));
+  }
+  for (; o < nb; o += 4) {
+    const e = load<f32>(d + o);
+    store<f32>(p0 + o, load<f32>(p0 + o) + e * f0);
   }
 }
 
-/** Scatter one row of dy (16 batch columns) into the rows of dx named by the row's nonzeros. */
-@inline function spmmTRow4(k0: usize, k1: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize): void {
-  const d0 = v128.load(d, 0);
-  const d1 = v128.load(d, 16);
-  const d2 = v128.load(d, 32);
-  const d3 = v128.load(d, 48);
-  for (let k = k0; k < k1; k++) {
-    const p = dx + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    v128.store(p, madd(v128.load(p, 0), d0, v), 0);
-    v128.store(p, madd(v128.load(p, 16), d1, v), 16);
-    v128.store(p, madd(v128.load(p, 32), d2, v), 32);
-    v128.store(p, madd(v128.load(p, 48), d3, v), 48);
+@inline function scatter2(k: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize, nb: usize): void {
+  const p0 = dx + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = dx + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  let o: usize = 0;
+  for (; o + 32 <= nb; o += 32) {
+    const d0 = v128.load(d + o, 0), d1 = v128.load(d + o, 16);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 0), d0, v0), 0);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 16), d1, v0), 16);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 0), d0, v1), 0);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 16), d1, v1), 16);
+  }
+  for (; o + 16 <= nb; o += 16) {
+    const d0 = v128.load(d + o);
+    v128.store(p0 + o, madd(v128.load(p0 + o), d0, v0));
+    v128.store(p1 + o, madd(v128.load(p1 + o), d0, v1));
+  }
+  for (; o < nb; o += 4) {
+    const e = load<f32>(d + o);
+    store<f32>(p0 + o, load<f32>(p0 + o) + e * f0);
+    store<f32>(p1 + o, load<f32>(p1 + o) + e * f1);
   }
 }
 
-/** Scatter one row of dy (4 batch columns) into the rows of dx named by the row's nonzeros. */
-@inline function spmmTRow1(k0: usize, k1: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize): void {
-  const d0 = v128.load(d, 0);
-  for (let k = k0; k < k1; k++) {
-    const p = dx + <usize>load<i32>(colIdx + (k << 2)) * stride;
-    const v = v128.load32_splat(vals + (k << 2));
-    v128.store(p, madd(v128.load(p, 0), d0, v), 0);
+@inline function scatter3(k: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize, nb: usize): void {
+  const p0 = dx + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = dx + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = dx + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  let o: usize = 0;
+  for (; o + 32 <= nb; o += 32) {
+    const d0 = v128.load(d + o, 0), d1 = v128.load(d + o, 16);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 0), d0, v0), 0);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 16), d1, v0), 16);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 0), d0, v1), 0);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 16), d1, v1), 16);
+    v128.store(p2 + o, madd(v128.load(p2 + o, 0), d0, v2), 0);
+    v128.store(p2 + o, madd(v128.load(p2 + o, 16), d1, v2), 16);
+  }
+  for (; o + 16 <= nb; o += 16) {
+    const d0 = v128.load(d + o);
+    v128.store(p0 + o, madd(v128.load(p0 + o), d0, v0));
+    v128.store(p1 + o, madd(v128.load(p1 + o), d0, v1));
+    v128.store(p2 + o, madd(v128.load(p2 + o), d0, v2));
+  }
+  for (; o < nb; o += 4) {
+    const e = load<f32>(d + o);
+    store<f32>(p0 + o, load<f32>(p0 + o) + e * f0);
+    store<f32>(p1 + o, load<f32>(p1 + o) + e * f1);
+    store<f32>(p2 + o, load<f32>(p2 + o) + e * f2);
   }
 }
 
-/** One output row, batch columns [0, n) of a block narrower than 4: scalar. */
-@inline function spmmRowScalar(k0: usize, k1: usize, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, n: usize): void {
-  for (let j: usize = 0; j < n; j++) {
-    let a: f32 = 0;
-    for (let k = k0; k < k1; k++) {
-      a += load<f32>(vals + (k << 2)) * load<f32>(x + <usize>load<i32>(colIdx + (k << 2)) * stride + (j << 2));
+@inline function scatter4(k: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize, nb: usize): void {
+  const p0 = dx + <usize>load<i32>(colIdx + (k << 2), 0) * stride;
+  const f0 = load<f32>(vals + (k << 2), 0);
+  const v0 = f32x4.splat(f0);
+  const p1 = dx + <usize>load<i32>(colIdx + (k << 2), 4) * stride;
+  const f1 = load<f32>(vals + (k << 2), 4);
+  const v1 = f32x4.splat(f1);
+  const p2 = dx + <usize>load<i32>(colIdx + (k << 2), 8) * stride;
+  const f2 = load<f32>(vals + (k << 2), 8);
+  const v2 = f32x4.splat(f2);
+  const p3 = dx + <usize>load<i32>(colIdx + (k << 2), 12) * stride;
+  const f3 = load<f32>(vals + (k << 2), 12);
+  const v3 = f32x4.splat(f3);
+  let o: usize = 0;
+  for (; o + 32 <= nb; o += 32) {
+    const d0 = v128.load(d + o, 0), d1 = v128.load(d + o, 16);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 0), d0, v0), 0);
+    v128.store(p0 + o, madd(v128.load(p0 + o, 16), d1, v0), 16);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 0), d0, v1), 0);
+    v128.store(p1 + o, madd(v128.load(p1 + o, 16), d1, v1), 16);
+    v128.store(p2 + o, madd(v128.load(p2 + o, 0), d0, v2), 0);
+    v128.store(p2 + o, madd(v128.load(p2 + o, 16), d1, v2), 16);
+    v128.store(p3 + o, madd(v128.load(p3 + o, 0), d0, v3), 0);
+    v128.store(p3 + o, madd(v128.load(p3 + o, 16), d1, v3), 16);
+  }
+  for (; o + 16 <= nb; o += 16) {
+    const d0 = v128.load(d + o);
+    v128.store(p0 + o, madd(v128.load(p0 + o), d0, v0));
+    v128.store(p1 + o, madd(v128.load(p1 + o), d0, v1));
+    v128.store(p2 + o, madd(v128.load(p2 + o), d0, v2));
+    v128.store(p3 + o, madd(v128.load(p3 + o), d0, v3));
+  }
+  for (; o < nb; o += 4) {
+    const e = load<f32>(d + o);
+    store<f32>(p0 + o, load<f32>(p0 + o) + e * f0);
+    store<f32>(p1 + o, load<f32>(p1 + o) + e * f1);
+    store<f32>(p2 + o, load<f32>(p2 + o) + e * f2);
+    store<f32>(p3 + o, load<f32>(p3 + o) + e * f3);
+  }
+}
+
+/** y[0..nb) = (first ? 0 : y) + Σ_{k in [k, k1)} vals[k] · x[colIdx[k]][0..nb). */
+@inline function gatherRange(k: usize, k1: usize, first: bool, colIdx: usize, vals: usize, x: usize, stride: usize, y: usize, nb: usize): void {
+  if (k == k1) { if (first) memory.fill(y, 0, nb); return; }
+  if (first) {
+    const m = k1 - k;
+    if (m >= 4) { gather4First(k, colIdx, vals, x, stride, y, nb); k += 4; }
+    else if (m == 3) { gather3First(k, colIdx, vals, x, stride, y, nb); return; }
+    else if (m == 2) { gather2First(k, colIdx, vals, x, stride, y, nb); return; }
+    else { gather1First(k, colIdx, vals, x, stride, y, nb); return; }
+  }
+  for (; k + 4 <= k1; k += 4) gather4(k, colIdx, vals, x, stride, y, nb);
+  const m = k1 - k;
+  if (m == 3) gather3(k, colIdx, vals, x, stride, y, nb);
+  else if (m == 2) gather2(k, colIdx, vals, x, stride, y, nb);
+  else if (m == 1) gather1(k, colIdx, vals, x, stride, y, nb);
+}
+
+/** dx[colIdx[k]][0..nb) += vals[k] · d[0..nb) for k in [k, k1). */
+@inline function scatterRange(k: usize, k1: usize, colIdx: usize, vals: usize, d: usize, stride: usize, dx: usize, nb: usize): void {
+  for (; k + 4 <= k1; k += 4) scatter4(k, colIdx, vals, d, stride, dx, nb);
+  const m = k1 - k;
+  if (m == 3) scatter3(k, colIdx, vals, d, stride, dx, nb);
+  else if (m == 2) scatter2(k, colIdx, vals, d, stride, dx, nb);
+  else if (m == 1) scatter1(k, colIdx, vals, d, stride, dx, nb);
+}
+
+/** End of the run of row entries from k on whose column is below `end`. */
+@inline function panelEnd(k: usize, kEnd: usize, colIdx: usize, end: i32): usize {
+  while (k < kEnd && load<i32>(colIdx + (k << 2)) < end) k++;
+  return k;
+}
+
+/**
+ * y = A · x for rows [r0, r1) of A. A is CSR (rowPtr: rows+1 int32, colIdx/vals), x is cols x B,
+ * y is rows x B (feature-major). `panel` columns of A at a time (panel >= cols: no panels), with
+ * `cursor` scratch of rows int32 (only [r0, r1) is used, so threads can share one).
+ */
+export function spmm(rowPtr: usize, colIdx: usize, vals: usize, x: usize, y: usize, batch: i32, r0: i32, r1: i32, cols: i32, panel: i32, cursor: usize): void {
+  const stride = <usize>batch << 2;
+  if (panel >= cols) {
+    for (let r = <usize>r0; r < <usize>r1; r++) {
+      gatherRange(<usize>load<i32>(rowPtr + (r << 2)), <usize>load<i32>(rowPtr + (r << 2), 4), true, colIdx, vals, x, stride, y + r * stride, stride);
     }
-    store<f32>(y + (j << 2), a);
+    return;
+  }
+  for (let r = <usize>r0; r < <usize>r1; r++) store<i32>(cursor + (r << 2), load<i32>(rowPtr + (r << 2)));
+  for (let c0 = 0; c0 < cols; c0 += panel) {
+    const last = cols - c0 <= panel;
+    const end = c0 + panel;
+    for (let r = <usize>r0; r < <usize>r1; r++) {
+      const k = <usize>load<i32>(cursor + (r << 2));
+      const kEnd = <usize>load<i32>(rowPtr + (r << 2), 4);
+      const k1 = last ? kEnd : panelEnd(k, kEnd, colIdx, end);
+      gatherRange(k, k1, c0 == 0, colIdx, vals, x, stride, y + r * stride, stride);
+      store<i32>(cursor + (r << 2), <i32>k1);
+    }
   }
 }
 
 /**
- * y = A · x for rows [r0, r1) of A and batch columns [b0, b1).
- * A is CSR (rowPtr: rows+1 int32, colIdx/vals: nnz), x is cols x B, y is rows x B (feature-major).
+ * dx = Aᵀ · dy for batch columns [b0, b1), over all rows of A (threads split the batch, so no two
+ * write the same element). dy is rows x B, dx is cols x B; dx[:, b0:b1] is overwritten. Panels of
+ * `panel` columns of A (rows of dx) as in spmm, with `cursor` scratch of rows int32 (one per thread).
  */
-export function spmm(rowPtr: usize, colIdx: usize, vals: usize, x: usize, y: usize, batch: i32, r0: i32, r1: i32, b0: i32, b1: i32): void {
+export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: usize, batch: i32, rows: i32, cols: i32, b0: i32, b1: i32, panel: i32, cursor: usize): void {
   const stride = <usize>batch << 2;
-  for (let r = r0; r < r1; r++) {
-    const k0 = <usize>load<i32>(rowPtr + (<usize>r << 2));
-    const k1 = <usize>load<i32>(rowPtr + (<usize>r << 2), 4);
-    const yr = y + <usize>r * stride;
-    let b = <usize>b0;
-    const e = <usize>b1;
-    while (b + 64 <= e) { spmmRow16(k0, k1, colIdx, vals, x + (b << 2), stride, yr + (b << 2)); b += 64; }
-    if (b + 32 <= e) { spmmRow8(k0, k1, colIdx, vals, x + (b << 2), stride, yr + (b << 2)); b += 32; }
-    if (b + 16 <= e) { spmmRow4(k0, k1, colIdx, vals, x + (b << 2), stride, yr + (b << 2)); b += 16; }
-    while (b + 4 <= e) { spmmRow1(k0, k1, colIdx, vals, x + (b << 2), stride, yr + (b << 2)); b += 4; }
-    if (b < e) spmmRowScalar(k0, k1, colIdx, vals, x + (b << 2), stride, yr + (b << 2), e - b);
+  const bo = <usize>b0 << 2;
+  const nb = (<usize>b1 << 2) - bo;
+  const R = <usize>rows;
+  if (nb == stride) memory.fill(dx, 0, <usize>cols * stride);
+  else for (let c: usize = 0; c < <usize>cols; c++) memory.fill(dx + c * stride + bo, 0, nb);
+  if (panel >= cols) {
+    for (let r: usize = 0; r < R; r++) {
+      scatterRange(<usize>load<i32>(rowPtr + (r << 2)), <usize>load<i32>(rowPtr + (r << 2), 4), colIdx, vals, dy + r * stride + bo, stride, dx + bo, nb);
+    }
+    return;
   }
-}
-
-/**
- * dx = Aᵀ · dy for batch columns [b0, b1) (all rows of A; threads split the batch, so no two
- * threads write the same element). dy is rows x B, dx is cols x B; dx[:, b0:b1] is overwritten.
- */
-export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: usize, batch: i32, rows: i32, cols: i32, b0: i32, b1: i32): void {
-  const stride = <usize>batch << 2;
-  const bs = <usize>b0, e = <usize>b1;
-  // zero the output block
-  const w = (e - bs) << 2;
-  for (let c: usize = 0; c < <usize>cols; c++) memory.fill(dx + c * stride + (bs << 2), 0, w);
-  for (let r: usize = 0; r < <usize>rows; r++) {
-    const k0 = <usize>load<i32>(rowPtr + (r << 2));
-    const k1 = <usize>load<i32>(rowPtr + (r << 2), 4);
-    if (k0 == k1) continue;
-    const dr = dy + r * stride;
-    let b = bs;
-    while (b + 64 <= e) { spmmTRow16(k0, k1, colIdx, vals, dr + (b << 2), stride, dx + (b << 2)); b += 64; }
-    if (b + 32 <= e) { spmmTRow8(k0, k1, colIdx, vals, dr + (b << 2), stride, dx + (b << 2)); b += 32; }
-    if (b + 16 <= e) { spmmTRow4(k0, k1, colIdx, vals, dr + (b << 2), stride, dx + (b << 2)); b += 16; }
-    while (b + 4 <= e) { spmmTRow1(k0, k1, colIdx, vals, dr + (b << 2), stride, dx + (b << 2)); b += 4; }
-    for (; b < e; b++) {
-      const d = load<f32>(dr + (b << 2));
-      for (let k = k0; k < k1; k++) {
-        const p = dx + <usize>load<i32>(colIdx + (k << 2)) * stride + (b << 2);
-        store<f32>(p, load<f32>(p) + load<f32>(vals + (k << 2)) * d);
-      }
+  for (let r: usize = 0; r < R; r++) store<i32>(cursor + (r << 2), load<i32>(rowPtr + (r << 2)));
+  for (let c0 = 0; c0 < cols; c0 += panel) {
+    const last = cols - c0 <= panel;
+    const end = c0 + panel;
+    for (let r: usize = 0; r < R; r++) {
+      const k = <usize>load<i32>(cursor + (r << 2));
+      const kEnd = <usize>load<i32>(rowPtr + (r << 2), 4);
+      const k1 = last ? kEnd : panelEnd(k, kEnd, colIdx, end);
+      if (k1 != k) scatterRange(k, k1, colIdx, vals, dy + r * stride + bo, stride, dx + bo, nb);
+      store<i32>(cursor + (r << 2), <i32>k1);
     }
   }
 }
@@ -297,22 +406,21 @@ export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: 
  */
 export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, batch: i32, k0: i32, k1: i32): void {
   const stride = <usize>batch << 2;
-  const n = <usize>batch;
+  const nb = stride;
   for (let k = <usize>k0; k < <usize>k1; k++) {
     const pa = a + <usize>load<i32>(row + (k << 2)) * stride;
     const pb = b + <usize>load<i32>(col + (k << 2)) * stride;
     let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    let i: usize = 0;
-    for (; i + 16 <= n; i += 16) {
-      const o = i << 2;
+    let o: usize = 0;
+    for (; o + 64 <= nb; o += 64) {
       s0 = madd(s0, v128.load(pa + o, 0), v128.load(pb + o, 0));
       s1 = madd(s1, v128.load(pa + o, 16), v128.load(pb + o, 16));
       s2 = madd(s2, v128.load(pa + o, 32), v128.load(pb + o, 32));
       s3 = madd(s3, v128.load(pa + o, 48), v128.load(pb + o, 48));
     }
-    for (; i + 4 <= n; i += 4) s0 = madd(s0, v128.load(pa + (i << 2)), v128.load(pb + (i << 2)));
+    for (; o + 16 <= nb; o += 16) s0 = madd(s0, v128.load(pa + o), v128.load(pb + o));
     let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
-    for (; i < n; i++) s += load<f32>(pa + (i << 2)) * load<f32>(pb + (i << 2));
+    for (; o < nb; o += 4) s += load<f32>(pa + o) * load<f32>(pb + o);
     store<f32>(out + (k << 2), s);
   }
 }
@@ -322,8 +430,8 @@ export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, ba
  * destination rows [c0, c1). 4 x 4 SIMD blocks inside 32 x 32 tiles; scalar edges.
  */
 export function transpose(src: usize, dst: usize, rows: i32, cols: i32, c0: i32, c1: i32): void {
-  const R = <usize>rows, C = <usize>cols;
-  const ss = C << 2, ds = R << 2; // row strides in bytes
+  const R = <usize>rows;
+  const ss = <usize>cols << 2, ds = R << 2; // row strides in bytes
   const ce = <usize>c1;
   for (let ct = <usize>c0; ct < ce; ct += 32) {
     const cte = min(ct + 32, ce);
@@ -337,7 +445,7 @@ export function transpose(src: usize, dst: usize, rows: i32, cols: i32, c0: i32,
           const p = s + (c << 2);
           const x0 = v128.load(p), x1 = v128.load(p + ss), x2 = v128.load(p + 2 * ss), x3 = v128.load(p + 3 * ss);
           const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5); // x0[0] x1[0] x0[1] x1[1]
-          const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+          const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5); // x2[0] x3[0] x2[1] x3[1]
           const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
           const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
           const q = dst + c * ds + (r << 2);

@@ -1,0 +1,231 @@
+// Correctness of the sparse kernels (models/sparse/kernels) against float64 dense references in
+// plain JS, on fresh random inputs: odd sizes, empty rows, nnz = 0, batches that are not multiples
+// of 4, unsorted rows, cache-blocked (panel) sizes, resident and copied arguments, 1 and 2 threads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Rng } from '../harness/rng.js';
+import {
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, type Csr,
+} from '../models/sparse/kernels/index.js';
+
+const U = 2 ** -24; // float32 unit roundoff
+
+function randomCsr(rng: Rng, rows: number, cols: number, density: number, opts: { emptyEvery?: number; unsorted?: boolean } = {}): Csr {
+  const rowPtr = new Int32Array(rows + 1);
+  const ci: number[] = [];
+  const vs: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    if (!(opts.emptyEvery && r % opts.emptyEvery === 0)) {
+      const start = ci.length;
+      for (let c = 0; c < cols; c++) if (rng.float() < density) { ci.push(c); vs.push(rng.uniform(-1, 1)); }
+      if (opts.unsorted) {
+        const seg = rng.shuffle(ci.slice(start));
+        for (let i = 0; i < seg.length; i++) ci[start + i] = seg[i];
+      }
+    }
+    rowPtr[r + 1] = ci.length;
+  }
+  return { rows, cols, rowPtr, colIdx: Int32Array.from(ci), values: Float32Array.from(vs) };
+}
+
+function randomArray(rng: Rng, n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.uniform(-1, 1);
+  return a;
+}
+
+/** Float64 reference and, per output, the bound K·u·Σ|terms| (K = number of terms). */
+interface Ref { value: Float64Array; bound: Float64Array }
+
+function refSpmm(a: Csr, x: Float32Array, B: number): Ref {
+  const value = new Float64Array(a.rows * B), abs = new Float64Array(a.rows * B), bound = new Float64Array(a.rows * B);
+  for (let r = 0; r < a.rows; r++) {
+    const k0 = a.rowPtr[r], k1 = a.rowPtr[r + 1];
+    for (let k = k0; k < k1; k++) {
+      const c = a.colIdx[k], v = a.values[k];
+      for (let b = 0; b < B; b++) { const t = v * x[c * B + b]; value[r * B + b] += t; abs[r * B + b] += Math.abs(t); }
+    }
+    for (let b = 0; b < B; b++) bound[r * B + b] = (k1 - k0 + 2) * U * abs[r * B + b];
+  }
+  return { value, bound };
+}
+
+function refSpmmT(a: Csr, d: Float32Array, B: number): Ref {
+  const value = new Float64Array(a.cols * B), abs = new Float64Array(a.cols * B), count = new Int32Array(a.cols);
+  for (let r = 0; r < a.rows; r++) {
+    for (let k = a.rowPtr[r]; k < a.rowPtr[r + 1]; k++) {
+      const c = a.colIdx[k], v = a.values[k];
+      count[c]++;
+      for (let b = 0; b < B; b++) { const t = v * d[r * B + b]; value[c * B + b] += t; abs[c * B + b] += Math.abs(t); }
+    }
+  }
+  const bound = abs.map((s, i) => (count[Math.floor(i / Math.max(1, B))] + 2) * U * s);
+  return { value, bound };
+}
+
+function refSddmm(row: Int32Array, col: Int32Array, aT: Float32Array, bT: Float32Array, B: number): Ref {
+  const value = new Float64Array(row.length), bound = new Float64Array(row.length);
+  for (let k = 0; k < row.length; k++) {
+    let s = 0, abs = 0;
+    for (let i = 0; i < B; i++) { const t = aT[row[k] * B + i] * bT[col[k] * B + i]; s += t; abs += Math.abs(t); }
+    value[k] = s; bound[k] = (B + 2) * U * abs;
+  }
+  return { value, bound };
+}
+
+function assertClose(got: Float32Array, ref: Ref, what: string): void {
+  assert.equal(got.length, ref.value.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i] - ref.value[i]);
+    if (!(err <= ref.bound[i] + 1e-30)) {
+      assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.value[i]} (error ${err.toExponential(3)} > bound ${ref.bound[i].toExponential(3)})`);
+    }
+  }
+}
+
+function expandRows(a: Csr): Int32Array {
+  const row = new Int32Array(a.rowPtr[a.rows]);
+  for (let r = 0; r < a.rows; r++) row.fill(r, a.rowPtr[r], a.rowPtr[r + 1]);
+  return row;
+}
+
+// [rows, cols, batch, density, options]
+const CASES: [number, number, number, number, { emptyEvery?: number; unsorted?: boolean }][] = [
+  [1, 1, 1, 1, {}],
+  [7, 5, 3, 0.4, { emptyEvery: 3 }],
+  [33, 65, 128, 0.1, { emptyEvery: 5 }],
+  [100, 37, 67, 0.15, {}],
+  [64, 64, 1, 0.1, { unsorted: true }],
+  [9, 11, 6, 0, {}],                                 // nnz = 0
+  [0, 4, 5, 0.5, {}],                                 // no rows
+  [500, 701, 130, 0.1, { emptyEvery: 7 }],            // big enough for two threads
+  [257, 1023, 61, 0.2, { unsorted: true }],
+  [300, 3001, 131, 0.02, { emptyEvery: 11 }],         // dense operand > L2 budget: panels
+  [211, 2999, 160, 0.03, { unsorted: true }],         // panels with unsorted rows
+  [200, 6007, 136, 0.01, { emptyEvery: 6 }],          // wide: spmmT's output in panels, 1 and 2 threads
+  [1500, 400, 24, 0.05, {}],                          // tall, narrow batch
+];
+
+for (const threads of [1, 2]) {
+  test(`spmm and spmmT match a float64 reference (${threads} thread${threads > 1 ? 's' : ''})`, () => {
+    setThreads(threads);
+    assert.equal(kernelInfo().threads, threads);
+    const rng = new Rng(1234 + threads, 'kernels-spmm');
+    for (const [rows, cols, B, density, opts] of CASES) {
+      const a = randomCsr(rng, rows, cols, density, opts);
+      const what = `${rows}x${cols} B=${B} nnz=${a.rowPtr[rows]}`;
+      const x = randomArray(rng, cols * B);
+      const d = randomArray(rng, rows * B);
+      assertClose(spmm(a, x, B), refSpmm(a, x, B), `spmm ${what}`);
+      assertClose(spmmT(a, d, B), refSpmmT(a, d, B), `spmmT ${what}`);
+    }
+  });
+
+  test(`sddmm matches a float64 reference (${threads} thread${threads > 1 ? 's' : ''})`, () => {
+    setThreads(threads);
+    const rng = new Rng(99 + threads, 'kernels-sddmm');
+    for (const [rows, cols, B, density, opts] of CASES) {
+      const a = randomCsr(rng, rows, cols, density, opts);
+      const aT = randomArray(rng, rows * B), bT = randomArray(rng, cols * B);
+      const row = expandRows(a);
+      assertClose(sddmm(row, a.colIdx, aT, bT, B), refSddmm(row, a.colIdx, aT, bT, B), `sddmm csr ${rows}x${cols} B=${B}`);
+      // arbitrary pairs, repeats allowed (GSE's sampled subsets)
+      if (rows > 0 && cols > 0) {
+        const m = 1 + rng.int(5000);
+        const pr = new Int32Array(m), pc = new Int32Array(m);
+        for (let k = 0; k < m; k++) { pr[k] = rng.int(rows); pc[k] = rng.int(cols); }
+        assertClose(sddmm(pr, pc, aT, bT, B), refSddmm(pr, pc, aT, bT, B), `sddmm pairs ${rows}x${cols} B=${B}`);
+      }
+    }
+  });
+
+  test(`transpose is exact (${threads} thread${threads > 1 ? 's' : ''})`, () => {
+    setThreads(threads);
+    const rng = new Rng(5 + threads, 'kernels-transpose');
+    for (const [rows, cols] of [[1, 1], [3, 5], [4, 4], [7, 33], [128, 784], [131, 1027], [0, 3], [2, 0], [1000, 97]]) {
+      const src = randomArray(rng, rows * cols);
+      const t = transpose(src, rows, cols);
+      assert.equal(t.length, rows * cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
+        if (t[c * rows + r] !== src[r * cols + c]) assert.fail(`transpose ${rows}x${cols}: (${r},${c})`);
+      }
+    }
+  });
+}
+
+test('one and two threads give bit-identical results', () => {
+  const rng = new Rng(77, 'kernels-determinism');
+  const a = randomCsr(rng, 600, 3100, 0.03, { emptyEvery: 9 });
+  for (const B of [128, 130, 61]) {
+    const x = randomArray(rng, a.cols * B), d = randomArray(rng, a.rows * B);
+    const row = expandRows(a);
+    const run = (threads: number) => {
+      setThreads(threads);
+      return [spmm(a, x, B), spmmT(a, d, B), sddmm(row, a.colIdx, d, x, B), transpose(x, a.cols, B)];
+    };
+    const one = run(1), two = run(2);
+    for (let i = 0; i < one.length; i++) assert.deepEqual(two[i], one[i], `kernel ${i}, B=${B}`);
+  }
+});
+
+test('arrays in the kernels\' memory are used in place, and out is filled', () => {
+  setThreads(2);
+  const rng = new Rng(3, 'kernels-resident');
+  const host = randomCsr(rng, 400, 900, 0.05, { emptyEvery: 4 });
+  const nnz = host.rowPtr[host.rows];
+  const B = 37;
+  const a: Csr = {
+    rows: host.rows, cols: host.cols,
+    rowPtr: allocInt32(host.rows + 1), colIdx: allocInt32(nnz), values: allocFloat32(nnz),
+  };
+  a.rowPtr.set(host.rowPtr); a.colIdx.set(host.colIdx); a.values.set(host.values);
+  const x = allocFloat32(host.cols * B); x.set(randomArray(rng, x.length));
+  const y = allocFloat32(host.rows * B);
+  const ref = refSpmm(host, x, B);
+  assert.equal(spmm(a, x, B, y), y);
+  assertClose(y, ref, 'spmm resident');
+  // plain out
+  const out = new Float32Array(host.rows * B);
+  assert.equal(spmm(host, x.slice(), B, out), out);
+  assertClose(out, ref, 'spmm copied');
+  // transpose into a resident buffer, then feed spmmT from it
+  const dy = randomArray(rng, B * host.rows); // batch-major B x rows
+  const dyT = allocFloat32(host.rows * B);
+  transpose(dy, B, host.rows, dyT);
+  assertClose(spmmT(a, dyT, B), refSpmmT(host, dyT, B), 'spmmT resident');
+  for (const v of [a.rowPtr, a.colIdx, a.values, x, y, dyT]) release(v);
+  // the heap is reused after release
+  const again = allocFloat32(16);
+  again.fill(1);
+  release(again);
+});
+
+test('bad arguments are refused with a clear message', () => {
+  const a: Csr = { rows: 2, cols: 3, rowPtr: new Int32Array([0, 1, 2]), colIdx: new Int32Array([0, 2]), values: new Float32Array([1, 2]) };
+  assert.throws(() => spmm(a, new Float32Array(5), 2), /xT has 5 elements, needs 6/);
+  assert.throws(() => spmm({ ...a, rowPtr: new Int32Array([0, 1]) }, new Float32Array(6), 2), /rowPtr/);
+  assert.throws(() => spmmT(a, new Float32Array(6), 2, new Float32Array(5)), /out has 5 elements, needs 6/);
+  assert.throws(() => spmm(a, new Float32Array(6), 1.5), /batch/);
+  assert.throws(() => setThreads(0), /setThreads/);
+  assert.throws(() => sddmm(new Int32Array(2), new Int32Array(1), new Float32Array(4), new Float32Array(4), 2), /col/);
+});
+
+test('worker threads do not keep the process alive', () => {
+  const index = fileURLToPath(new URL('../models/sparse/kernels/index.js', import.meta.url));
+  const script = `
+    const K = await import(${JSON.stringify(index)});
+    K.setThreads(2);
+    const n = 2048, B = 128, per = 64;
+    const rowPtr = new Int32Array(n + 1), colIdx = new Int32Array(n * per), values = new Float32Array(n * per).fill(1);
+    for (let r = 0; r < n; r++) { rowPtr[r + 1] = (r + 1) * per; for (let j = 0; j < per; j++) colIdx[r * per + j] = (r * 7 + j * 31) % n; }
+    const y = K.spmm({ rows: n, cols: n, rowPtr, colIdx, values }, new Float32Array(n * B).fill(1), B);
+    if (y[0] !== per) throw new Error('wrong ' + y[0]);
+    console.log('ok');`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  assert.match(r.stdout, /ok/);
+  assert.ok(Date.now() - t0 < 20000);
+});
