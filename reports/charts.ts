@@ -1,0 +1,246 @@
+/**
+ * Vega-Lite building blocks shared by the figures: the method colour and variant dash
+ * encodings, the faceted "mean with error bars per series" chart, and the rows it plots.
+ * Figures (figures.ts) choose the data; this file decides how every figure looks.
+ */
+import type { Group, Stats } from './aggregate.js';
+import type { VlSpec } from './render.js';
+import { compareMethods, compareNatural, vlConfig } from './style.js';
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+export const PANEL_WIDTH = 260;
+export const PANEL_HEIGHT = 190;
+const DASHES = [[1, 0], [6, 3], [2, 2], [8, 3, 2, 3], [10, 4], [3, 4, 9, 4]];
+
+/** A plotted point: the mean of one group (or benchmark cell), in display units. */
+export interface MeanRow {
+  panel: string;
+  /** what the colour encodes (method label or storage format) */
+  label: string;
+  /** a second distinction drawn as a dash pattern ('' when none) */
+  variant: string;
+  x: number | string;
+  /** the x value as shown in tooltips */
+  xText: string;
+  mean: number;
+  lo: number | null;
+  hi: number | null;
+  /** drawn as a horizontal reference rule instead of a line (e.g. dense on a sparsity axis) */
+  reference: boolean;
+  incomplete: boolean;
+  /** "98.12 ± 0.05" */
+  value: string;
+  /** "3 of 3" */
+  seeds: string;
+  note: string;
+  [extra: string]: unknown;
+}
+
+/** A group's statistic as a row; `scale` converts to display units (100 for percent). */
+export function groupRow(g: Group, s: Stats, at: { panel: string; x: number | string; xText: string; variant: string },
+  scale = 1, digits = 2, reference = false): MeanRow | null {
+  if (s.mean === null) return null;
+  const mean = s.mean * scale;
+  const std = s.std === null ? null : s.std * scale;
+  return {
+    ...at,
+    label: g.label,
+    mean,
+    lo: std === null ? null : mean - std,
+    hi: std === null ? null : mean + std,
+    reference,
+    incomplete: g.incomplete,
+    value: std === null ? mean.toFixed(digits) : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`,
+    seeds: `${s.n} of ${g.expectedSeeds.length}`,
+    note: g.note,
+  };
+}
+
+const uniq = <T>(xs: T[]) => [...new Set(xs)];
+
+/** Colour by label with the report-wide colours; legend entries in method order. */
+export function colorEncoding(rows: { label: string }[], colors: Map<string, string>, title: string, sortLabels = true) {
+  const domain = uniq(rows.map((r) => r.label));
+  if (sortLabels) domain.sort(compareMethods);
+  return {
+    field: 'label',
+    type: 'nominal',
+    title,
+    scale: { domain, range: domain.map((l) => colors.get(l) ?? '#888') },
+    legend: { symbolType: 'stroke', symbolStrokeWidth: 2.5, symbolSize: 400 },
+  };
+}
+
+/** Dash pattern by variant, or nothing when no row has a variant. */
+export function dashEncoding(rows: { variant: string }[], title = 'Variant') {
+  const domain = uniq(rows.map((r) => r.variant)).sort(compareNatural);
+  if (domain.every((v) => v === '')) return null;
+  return {
+    field: 'variant',
+    type: 'nominal',
+    title,
+    scale: { domain, range: domain.map((_, i) => DASHES[i % DASHES.length]) },
+    legend: { values: domain.filter((v) => v !== ''), symbolType: 'stroke', symbolStrokeColor: '#555', symbolStrokeWidth: 2, symbolSize: 700 },
+  };
+}
+
+export interface AxisSpec {
+  title: string;
+  /** 'ordinal' for discrete levels (sparsity), else quantitative */
+  type: 'ordinal' | 'quantitative';
+  /** ordinal domain in order */
+  domain?: string[];
+  /** a fixed quantitative domain (no nice rounding) */
+  extent?: [number, number];
+  /** a log scale's base */
+  log?: number;
+  /** tick values for a quantitative axis */
+  values?: number[];
+  labelExpr?: string;
+  format?: string;
+  zero?: boolean;
+  /** ordinal order taken from another field (e.g. layer index), when panels have different domains */
+  sortBy?: string;
+  labelAngle?: number;
+  /** whole-number ticks only (epochs) */
+  integer?: boolean;
+}
+
+/**
+ * Ticks and a tight domain for a log axis: 1-2-5 steps when the data spans at most two decades,
+ * 1-3 up to four, decades beyond; the domain runs from the tick below the data to the tick above.
+ */
+export function logAxis(values: number[]): { values: number[]; extent: [number, number] } {
+  const pos = values.filter((v) => v > 0);
+  const [min, max] = [Math.min(...pos), Math.max(...pos)];
+  const lo = Math.floor(Math.log10(min));
+  const hi = Math.ceil(Math.log10(max));
+  const steps = hi - lo <= 2 ? [1, 2, 5] : hi - lo <= 4 ? [1, 3] : [1];
+  const ticks: number[] = [];
+  for (let e = lo; e <= hi; e++) for (const s of steps) ticks.push(Number((s * 10 ** e).toPrecision(3)));
+  const from = Math.max(...ticks.filter((t) => t <= min));
+  const to = Math.min(...ticks.filter((t) => t >= max));
+  return { values: ticks.filter((t) => t >= from && t <= to), extent: [from, to] };
+}
+
+export function axisEncoding(field: string, a: AxisSpec) {
+  const scale: Record<string, unknown> = {};
+  if (a.domain) scale.domain = a.domain;
+  if (a.extent) Object.assign(scale, { domain: a.extent, nice: false });
+  else if (a.values && a.type === 'quantitative') Object.assign(scale, { domain: [Math.min(...a.values), Math.max(...a.values)], nice: false });
+  // keep end points and error bars inside the plot, so panels line up (vega lays out by full bounds)
+  if (a.type === 'ordinal') scale.paddingOuter = 0.3;
+  else scale.padding = 8;
+  if (a.log) Object.assign(scale, { type: 'log', base: a.log });
+  else if (a.type === 'quantitative') scale.zero = a.zero ?? false;
+  const axis: Record<string, unknown> = { labelAngle: a.labelAngle ?? 0, grid: true };
+  if (a.values) axis.values = a.values;
+  if (a.labelExpr) axis.labelExpr = a.labelExpr;
+  if (a.format) axis.format = a.format;
+  if (a.integer) Object.assign(axis, { tickMinStep: 1, format: 'd' });
+  const sort = a.sortBy ? { field: a.sortBy, op: 'min' } : undefined;
+  return { field, type: a.type, title: a.title, scale, axis, ...(sort ? { sort } : {}) };
+}
+
+/** Tooltip entries for the fields that hold something in at least one row. */
+const tooltip = (rows: Record<string, unknown>[], fields: [string, string][]) =>
+  fields.filter(([f]) => rows.some((r) => r[f] !== '' && r[f] !== undefined && r[f] !== null))
+    .map(([field, title]) => ({ field, title, type: 'nominal' }));
+
+export interface MeanChartOptions {
+  title: string;
+  subtitle?: string[];
+  rows: MeanRow[];
+  panels: string[];
+  x: AxisSpec;
+  y: AxisSpec;
+  colors: Map<string, string>;
+  colorTitle?: string;
+  /** extra tooltip fields [field, title] */
+  extraTooltip?: [string, string][];
+  /** draw ±std error bars (else a band, for dense x such as epochs) */
+  band?: boolean;
+  points?: boolean;
+  independentX?: boolean;
+  columns?: number;
+}
+
+/** Faceted chart: one line per (label, variant) with points, ±std error bars or band, reference rules. */
+export function meanChart(o: MeanChartOptions): VlSpec {
+  const color = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
+  const dash = dashEncoding(o.rows);
+  const x = axisEncoding('x', o.x);
+  const yAxis = o.y.log && !o.y.values ? { ...o.y, ...logAxis(o.rows.flatMap((r) => [r.mean, r.lo ?? r.mean, r.hi ?? r.mean])) } : o.y;
+  const y = axisEncoding('mean', yAxis);
+  const series = { color, ...(dash ? { strokeDash: dash } : {}) };
+  const tips = tooltip(o.rows, [
+    ['label', o.colorTitle ?? 'method'],
+    ['variant', 'variant'],
+    ['xText', o.x.title],
+    ['value', o.y.title],
+    ['seeds', 'seeds done'],
+    ...(o.extraTooltip ?? []),
+    ['note', 'incomplete'],
+  ]);
+  const notRef = { filter: '!datum.reference' };
+  const hasStd = { filter: '!datum.reference && isValid(datum.lo)' };
+  const layers: VlSpec[] = [];
+  if (o.band) {
+    layers.push({
+      transform: [hasStd],
+      mark: { type: 'area', opacity: 0.15 },
+      encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
+    });
+  } else {
+    layers.push({
+      transform: [hasStd],
+      mark: { type: 'errorbar', ticks: { size: 6 }, thickness: 1.3 },
+      encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
+    });
+  }
+  const points = o.points ?? true;
+  // without points, an incomplete group's line is faded instead of its markers being open
+  const fade = points ? {} : { opacity: { condition: { test: 'datum.incomplete', value: 0.4 }, value: 1 } };
+  layers.push({ transform: [notRef], mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...series, ...fade, tooltip: tips } });
+  if (points) {
+    // complete groups as filled markers, incomplete ones as open markers
+    for (const incomplete of [false, true]) {
+      layers.push({
+        transform: [notRef, { filter: incomplete ? 'datum.incomplete' : '!datum.incomplete' }],
+        mark: { type: 'point', filled: !incomplete, fill: incomplete ? 'white' : undefined, strokeWidth: 1.6, size: 42, opacity: 1 },
+        encoding: { x, y, color, tooltip: tips },
+      });
+    }
+  }
+  if (o.rows.some((r) => r.reference)) {
+    layers.push({
+      transform: [{ filter: 'datum.reference' }],
+      mark: { type: 'rule', strokeDash: [5, 4], strokeWidth: 1.6 },
+      encoding: { y, color, tooltip: tips },
+    });
+  }
+  const subtitle = [...(o.subtitle ?? [])];
+  if (o.rows.some((r) => r.incomplete && !r.reference)) {
+    subtitle.push(`${points ? 'Open markers' : 'Faded lines'}: incomplete groups (missing seeds or runs not done; see tooltip and tables).`);
+  }
+  return facetSpec({ title: o.title, subtitle, rows: o.rows, panels: o.panels, layer: layers, independentX: o.independentX, columns: o.columns });
+}
+
+/** Wrap layers in a facet over the `panel` field (one panel per model × dataset …). */
+export function facetSpec(o: { title: string; subtitle: string[]; rows: object[]; panels: string[]; layer: VlSpec[]; independentX?: boolean; columns?: number; height?: number }): VlSpec {
+  return {
+    $schema: SCHEMA,
+    title: { text: o.title, ...(o.subtitle.length ? { subtitle: o.subtitle } : {}) },
+    config: vlConfig(),
+    data: { values: o.rows },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: o.panels, header: { labelFontSize: 12 } },
+    columns: o.columns ?? Math.min(3, o.panels.length),
+    spec: { width: PANEL_WIDTH, height: o.height ?? PANEL_HEIGHT, layer: o.layer },
+    resolve: { scale: { x: o.independentX ? 'independent' : 'shared', y: 'shared' } },
+  };
+}
+
+/** A non-faceted top-level spec (for concatenations). */
+export function topLevel(title: string, subtitle: string[], body: VlSpec): VlSpec {
+  return { $schema: SCHEMA, title: { text: title, ...(subtitle.length ? { subtitle } : {}) }, config: vlConfig(), ...body };
+}

@@ -1,0 +1,164 @@
+/**
+ * The report's visual identity: one colour per method (stable across every figure and every
+ * report), the order methods are listed in, the font, the shared Vega-Lite config, and the
+ * number formats used by figures and tables alike.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** The font named in every spec; its TTF files ship in the dejavu-fonts-ttf package. */
+export const FONT = 'DejaVu Sans';
+/** What the interactive HTML asks the browser for (DejaVu when installed, else a sans-serif). */
+export const WEB_FONT = "'DejaVu Sans', 'Helvetica Neue', Helvetica, Arial, sans-serif";
+
+/** The DejaVu Sans TTFs resvg loads (no system fonts are used, so PNGs look the same everywhere). */
+export function fontFiles(): string[] {
+  const dir = path.join(path.dirname(createRequire(import.meta.url).resolve('dejavu-fonts-ttf/package.json')), 'ttf');
+  return ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf', 'DejaVuSans-Oblique.ttf'].map((f) => path.join(dir, f));
+}
+
+/** Fixed colours of the known methods (and GSE's samplers); aliases share a colour. */
+const METHOD_COLORS: Record<string, string> = {
+  dense: '#3b3b3b',
+  static: '#9c755f',
+  set: '#59a14f',
+  rigl: '#4e79a7',
+  gradual: '#b07aa1',
+  gse: '#e15759',
+  'gse (uniform)': '#e15759',
+  'gse (grabo)': '#f28e2b',
+  'gse (graest)': '#a02c5a',
+  snip: '#76b7b2',
+  grasp: '#b6992d',
+  synflow: '#ff9da7',
+  lottery: '#79706e',
+  lth: '#79706e',
+  topkast: '#17becf',
+  'top-kast': '#17becf',
+};
+
+/** Colours of the kernel benchmark's storage formats. */
+const FORMAT_COLORS: Record<string, string> = { dense: '#3b3b3b', csr: '#e15759', coo: '#4e79a7', masked: '#9c755f' };
+
+/** Colours left for methods the palette does not know (plugins): none equals a fixed one. */
+const SPARE_COLORS = ['#7f3c8d', '#11a579', '#3969ac', '#d9a300', '#e73f74', '#80ba5a', '#e68310', '#008695', '#cf1c90', '#5a5a8c'];
+
+/** Listing order: dense first, then baselines, the other plugins, and GSE last (as papers list "ours"). */
+const METHOD_ORDER = ['dense', 'static', 'snip', 'grasp', 'synflow', 'lottery', 'lth', 'gradual', 'set', 'rigl', 'topkast', 'top-kast'];
+const GSE_SAMPLER_ORDER = ['uniform', 'grabo', 'graest'];
+
+/** "gse (grabo)" for a GSE run with a sampler, else the method name. */
+export function methodLabel(method: string, sampler: string): string {
+  return sampler ? `${method} (${sampler})` : method;
+}
+
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * Colours for a set of names: fixed ones from `fixed`, the rest from the spare palette at a
+ * position given by a hash of the name (probing past taken colours), so a plugin keeps its colour
+ * from one report to the next as long as nothing else claims it.
+ */
+function colorMap(names: Iterable<string>, fixed: Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  const unknown = [...new Set(names)].filter((n) => !(n in fixed)).sort();
+  for (const n of new Set(names)) if (n in fixed) out.set(n, fixed[n]);
+  const taken = new Set<string>();
+  for (const n of unknown) {
+    let i = hash(n) % SPARE_COLORS.length;
+    for (let probe = 0; probe < SPARE_COLORS.length && taken.has(SPARE_COLORS[i]); probe++) i = (i + 1) % SPARE_COLORS.length;
+    taken.add(SPARE_COLORS[i]);
+    out.set(n, SPARE_COLORS[i]);
+  }
+  return out;
+}
+
+/** The report-wide method colours, keyed by method label ("gse (grabo)"). */
+export function methodColors(labels: Iterable<string>): Map<string, string> {
+  return colorMap(labels, METHOD_COLORS);
+}
+
+export function formatColors(formats: Iterable<string>): Map<string, string> {
+  return colorMap(formats, FORMAT_COLORS);
+}
+
+/**
+ * Sort key of a method label or series name ("gse (grabo) · γ=2"): known baselines in paper
+ * order, then plugins, then GSE by sampler; the rest of the name breaks ties.
+ */
+export function methodRank(label: string): [number, string] {
+  const m = /^([^ (]+)(?: \(([^)]*)\))?(.*)$/.exec(label);
+  const [method, sampler = '', rest = ''] = m ? [m[1], m[2], m[3]] : [label];
+  if (method === 'gse') {
+    const s = GSE_SAMPLER_ORDER.indexOf(sampler);
+    return [2000 + (s < 0 ? GSE_SAMPLER_ORDER.length : s), s < 0 ? `${sampler}${rest}` : rest];
+  }
+  const i = METHOD_ORDER.indexOf(method);
+  return [i < 0 ? 1000 : i, i < 0 ? label : `${sampler}${rest}`];
+}
+
+export function compareMethods(a: string, b: string): number {
+  const [ra, la] = methodRank(a);
+  const [rb, lb] = methodRank(b);
+  return ra - rb || compareNatural(la, lb);
+}
+
+/** Text with numbers compared by value ("γ=0.25" < "γ=0.5" < "γ=2"); '' first. */
+export function compareNatural(a: string, b: string): number {
+  const tokens = (s: string) => s.match(/\d+(?:\.\d+)?|\D+/g) ?? [];
+  const [ta, tb] = [tokens(a), tokens(b)];
+  for (let i = 0; i < Math.min(ta.length, tb.length); i++) {
+    const [x, y] = [ta[i], tb[i]];
+    const c = /^\d/.test(x) && /^\d/.test(y) ? Number(x) - Number(y) : x.localeCompare(y);
+    if (c !== 0) return c;
+  }
+  return ta.length - tb.length;
+}
+
+/** The Vega-Lite config shared by every figure: clean axes, light grid, legible sizes. */
+export function vlConfig(font = FONT): Record<string, unknown> {
+  return {
+    font,
+    background: 'white',
+    padding: 12,
+    view: { stroke: null },
+    axis: {
+      domainColor: '#333',
+      tickColor: '#333',
+      labelColor: '#222',
+      titleColor: '#111',
+      gridColor: '#ececec',
+      labelFontSize: 11,
+      titleFontSize: 12,
+      titleFontWeight: 'normal',
+      titlePadding: 8,
+    },
+    legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', symbolStrokeWidth: 2, symbolOpacity: 1, labelLimit: 320 },
+    header: { labelFontSize: 12, titleFontSize: 12, labelFontWeight: 'bold', labelPadding: 6 },
+    title: { fontSize: 14, fontWeight: 'bold', subtitleFontSize: 11, subtitleColor: '#555', anchor: 'start', offset: 10 },
+    line: { strokeWidth: 2 },
+    point: { size: 45, filled: true },
+    rule: { strokeWidth: 1.5 },
+  };
+}
+
+/** 0.9 → "90%", 0.999 → "99.9%". */
+export function pctLabel(fraction: number): string {
+  return `${Number((fraction * 100).toPrecision(6))}%`;
+}
+
+/** An accuracy fraction as percent with two decimals ("98.12"). */
+export function accText(fraction: number): string {
+  return (fraction * 100).toFixed(2);
+}
+
+/** 26600 → "26.6k", 1.2e9 → "1.2G": compact counts for tooltips and notes. */
+export function siText(x: number): string {
+  const units: [number, string][] = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
+  for (const [v, u] of units) if (Math.abs(x) >= v) return `${Number((x / v).toPrecision(3))}${u}`;
+  return `${Number(x.toPrecision(3))}`;
+}
