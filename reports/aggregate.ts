@@ -7,6 +7,21 @@
 import type { Run } from './load.js';
 import { compareMethods, methodLabel } from './style.js';
 
+/** Distinct values, in first-seen order. */
+export const uniq = <T>(xs: T[]): T[] => [...new Set(xs)];
+
+/** Items grouped by a string key, groups in first-seen order. */
+export function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const list = m.get(k);
+    if (list) list.push(t);
+    else m.set(k, [t]);
+  }
+  return m;
+}
+
 export interface Stats {
   n: number;
   mean: number | null;
@@ -79,7 +94,7 @@ export const keyOf = (r: Run): GroupKey => ({
 
 const keyId = (k: GroupKey) => JSON.stringify(k);
 const familyId = (r: Run) => JSON.stringify([r.sweep, r.model, r.dataset]);
-const uniqSorted = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+const uniqSorted = (xs: number[]) => uniq(xs).sort((a, b) => a - b);
 
 export const isDense = (g: Group) => g.key.sparsity === 0;
 
@@ -107,7 +122,7 @@ function describeIncomplete(runs: Run[], seeds: number[], expected: number[]): s
   if (absent.length) parts.push(`no run for seed ${absent.join(', ')}`);
   const seedList = (rs: Run[]) => `seed${rs.length > 1 ? 's' : ''} ${uniqSorted(rs.map((r) => r.seed)).join(', ')}`;
   const notDone = runs.filter((r) => r.status !== 'done');
-  for (const status of [...new Set(notDone.map((r) => r.status))]) parts.push(`${seedList(notDone.filter((r) => r.status === status))} ${status}`);
+  for (const status of uniq(notDone.map((r) => r.status))) parts.push(`${seedList(notDone.filter((r) => r.status === status))} ${status}`);
   const noAcc = runs.filter((r) => r.status === 'done' && r.test_accuracy === null);
   if (noAcc.length) parts.push(`${seedList(noAcc)} done without accuracy`);
   return parts.join('; ');
@@ -121,10 +136,7 @@ export function groupRuns(runs: Run[]): Group[] {
     f.add(r.seed);
     familySeeds.set(familyId(r), f);
   }
-  const byKey = new Map<string, Run[]>();
-  for (const r of runs) byKey.set(keyId(keyOf(r)), [...(byKey.get(keyId(keyOf(r))) ?? []), r]);
-
-  const groups: Group[] = [...byKey.values()].map((rs) => {
+  const groups: Group[] = [...groupBy(runs, (r) => keyId(keyOf(r))).values()].map((rs) => {
     const key = keyOf(rs[0]);
     const done = rs.filter((r) => r.status === 'done' && r.test_accuracy !== null);
     const seeds = uniqSorted(done.map((r) => r.seed));
@@ -175,7 +187,7 @@ export function epochCurve(g: Group): { epoch: number; n: number; mean: number; 
   for (const r of g.done) {
     for (const m of r.metrics) {
       if (m.test_accuracy === undefined || !Number.isFinite(m.test_accuracy)) continue;
-      byEpoch.set(m.epoch, [...(byEpoch.get(m.epoch) ?? []), m.test_accuracy]);
+      byEpoch.set(m.epoch, (byEpoch.get(m.epoch) ?? []).concat(m.test_accuracy));
     }
   }
   return [...byEpoch.entries()].sort((a, b) => a[0] - b[0]).map(([epoch, v]) => {
@@ -196,7 +208,7 @@ export function layerDensities(g: Group): { layer: string; index: number; densit
   for (const r of g.done) {
     for (const l of r.layers) {
       if (!values.has(l.name)) order.push(l.name);
-      values.set(l.name, [...(values.get(l.name) ?? []), l.density]);
+      values.set(l.name, (values.get(l.name) ?? []).concat(l.density));
     }
   }
   return order.map((layer, index) => {

@@ -4,6 +4,7 @@
  * Figures (figures.ts) choose the data; this file decides how every figure looks.
  */
 import type { Group, Stats } from './aggregate.js';
+import { uniq } from './aggregate.js';
 import type { VlSpec } from './render.js';
 import { compareMethods, compareNatural, vlConfig } from './style.js';
 
@@ -56,8 +57,6 @@ export function groupRow(g: Group, s: Stats, at: { panel: string; x: number | st
   };
 }
 
-const uniq = <T>(xs: T[]) => [...new Set(xs)];
-
 /** Colour by label with the report-wide colours; legend entries in method order. */
 export function colorEncoding(rows: { label: string }[], colors: Map<string, string>, title: string, sortLabels = true) {
   const domain = uniq(rows.map((r) => r.label));
@@ -98,7 +97,6 @@ export interface AxisSpec {
   values?: number[];
   labelExpr?: string;
   format?: string;
-  zero?: boolean;
   /** ordinal order taken from another field (e.g. layer index), when panels have different domains */
   sortBy?: string;
   labelAngle?: number;
@@ -132,7 +130,7 @@ export function axisEncoding(field: string, a: AxisSpec) {
   if (a.type === 'ordinal') scale.paddingOuter = 0.3;
   else scale.padding = 8;
   if (a.log) Object.assign(scale, { type: 'log', base: a.log });
-  else if (a.type === 'quantitative') scale.zero = a.zero ?? false;
+  else if (a.type === 'quantitative') scale.zero = false;
   const axis: Record<string, unknown> = { labelAngle: a.labelAngle ?? 0, grid: true };
   if (a.values) axis.values = a.values;
   if (a.labelExpr) axis.labelExpr = a.labelExpr;
@@ -158,8 +156,9 @@ export interface MeanChartOptions {
   colorTitle?: string;
   /** extra tooltip fields [field, title] */
   extraTooltip?: [string, string][];
-  /** draw ±std error bars (else a band, for dense x such as epochs) */
+  /** a ±std band instead of error bars (for a dense x such as epochs) */
   band?: boolean;
+  /** markers on the lines (default true) */
   points?: boolean;
   independentX?: boolean;
   columns?: number;
@@ -184,20 +183,11 @@ export function meanChart(o: MeanChartOptions): VlSpec {
   ]);
   const notRef = { filter: '!datum.reference' };
   const hasStd = { filter: '!datum.reference && isValid(datum.lo)' };
-  const layers: VlSpec[] = [];
-  if (o.band) {
-    layers.push({
-      transform: [hasStd],
-      mark: { type: 'area', opacity: 0.15 },
-      encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
-    });
-  } else {
-    layers.push({
-      transform: [hasStd],
-      mark: { type: 'errorbar', ticks: { size: 6 }, thickness: 1.3 },
-      encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
-    });
-  }
+  const layers: VlSpec[] = [{
+    transform: [hasStd],
+    mark: o.band ? { type: 'area', opacity: 0.15 } : { type: 'errorbar', ticks: { size: 6 }, thickness: 1.3 },
+    encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
+  }];
   const points = o.points ?? true;
   // without points, an incomplete group's line is faded instead of its markers being open
   const fade = points ? {} : { opacity: { condition: { test: 'datum.incomplete', value: 0.4 }, value: 1 } };
@@ -207,7 +197,7 @@ export function meanChart(o: MeanChartOptions): VlSpec {
     for (const incomplete of [false, true]) {
       layers.push({
         transform: [notRef, { filter: incomplete ? 'datum.incomplete' : '!datum.incomplete' }],
-        mark: { type: 'point', filled: !incomplete, fill: incomplete ? 'white' : undefined, strokeWidth: 1.6, size: 42, opacity: 1 },
+        mark: { type: 'point', filled: !incomplete, ...(incomplete ? { fill: 'white' } : {}), strokeWidth: 1.6, size: 42, opacity: 1 },
         encoding: { x, y, color, tooltip: tips },
       });
     }
@@ -226,21 +216,55 @@ export function meanChart(o: MeanChartOptions): VlSpec {
   return facetSpec({ title: o.title, subtitle, rows: o.rows, panels: o.panels, layer: layers, independentX: o.independentX, columns: o.columns });
 }
 
+/**
+ * Faceted grouped bars: x bands (e.g. layers), one bar per series side by side (so equal values
+ * never hide one another), on a log y axis whose bars start at `base`.
+ */
+export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'> & { base: number }): VlSpec {
+  const stroke = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
+  const color = { ...stroke, legend: { symbolType: 'square' } };
+  const rows = o.rows.map((r) => ({ ...r, series: r.variant ? `${r.label} · ${r.variant}` : r.label }));
+  const order = uniq(rows.map((r) => r.series)).sort(compareMethods);
+  const yAxis = { ...o.y, ...logAxis([o.base, ...rows.map((r) => r.mean)]) };
+  const tips = tooltip(rows, [['label', o.colorTitle ?? 'method'], ['variant', 'variant'], ['xText', o.x.title], ['value', o.y.title], ['seeds', 'seeds done'],
+    ...(o.extraTooltip ?? []), ['note', 'incomplete']]);
+  const layer: VlSpec[] = [{
+    mark: { type: 'bar', stroke: 'white', strokeWidth: 0.5 },
+    encoding: {
+      x: { ...axisEncoding('x', o.x), scale: { paddingInner: 0.25, paddingOuter: 0.1 } },
+      xOffset: { field: 'series', type: 'nominal', sort: order },
+      y: axisEncoding('mean', yAxis),
+      y2: { datum: o.base },
+      color,
+      opacity: { condition: { test: 'datum.incomplete', value: 0.45 }, value: 1 },
+      tooltip: tips,
+    },
+  }];
+  const subtitle = [...(o.subtitle ?? [])];
+  if (rows.some((r) => r.incomplete)) subtitle.push('Faded bars: incomplete groups (missing seeds or runs not done; see tooltip and tables).');
+  const perPanel = Math.max(...o.panels.map((p) => rows.filter((r) => r.panel === p).length));
+  const spec = facetSpec({ title: o.title, subtitle, rows, panels: o.panels, layer, independentX: o.independentX, columns: o.columns, width: Math.max(PANEL_WIDTH, 7 * perPanel) });
+  // each panel spreads only its own series over a band
+  return { ...spec, resolve: { scale: { ...(spec.resolve as { scale: object }).scale, xOffset: 'independent' } } };
+}
+
+const heading = (title: string, subtitle: string[]) => ({ text: title, ...(subtitle.length ? { subtitle } : {}) });
+
 /** Wrap layers in a facet over the `panel` field (one panel per model × dataset …). */
-export function facetSpec(o: { title: string; subtitle: string[]; rows: object[]; panels: string[]; layer: VlSpec[]; independentX?: boolean; columns?: number; height?: number }): VlSpec {
+function facetSpec(o: { title: string; subtitle: string[]; rows: object[]; panels: string[]; layer: VlSpec[]; independentX?: boolean; columns?: number; width?: number }): VlSpec {
   return {
     $schema: SCHEMA,
-    title: { text: o.title, ...(o.subtitle.length ? { subtitle: o.subtitle } : {}) },
+    title: heading(o.title, o.subtitle),
     config: vlConfig(),
     data: { values: o.rows },
-    facet: { field: 'panel', type: 'nominal', title: null, sort: o.panels, header: { labelFontSize: 12 } },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: o.panels },
     columns: o.columns ?? Math.min(3, o.panels.length),
-    spec: { width: PANEL_WIDTH, height: o.height ?? PANEL_HEIGHT, layer: o.layer },
+    spec: { width: o.width ?? PANEL_WIDTH, height: PANEL_HEIGHT, layer: o.layer },
     resolve: { scale: { x: o.independentX ? 'independent' : 'shared', y: 'shared' } },
   };
 }
 
 /** A non-faceted top-level spec (for concatenations). */
 export function topLevel(title: string, subtitle: string[], body: VlSpec): VlSpec {
-  return { $schema: SCHEMA, title: { text: title, ...(subtitle.length ? { subtitle } : {}) }, config: vlConfig(), ...body };
+  return { $schema: SCHEMA, title: heading(title, subtitle), config: vlConfig(), ...body };
 }

@@ -4,9 +4,9 @@
  * what the inputs lack. Builders never draw an empty or one-point-per-line figure.
  */
 import path from 'node:path';
-import { epochCurve, flopsRatio, isDense, layerDensities, logLogSlope, seriesName, stats, variantText } from './aggregate.js';
+import { epochCurve, flopsRatio, groupBy, isDense, layerDensities, logLogSlope, seriesName, stats, uniq, variantText } from './aggregate.js';
 import type { Group, GroupKey, Stats } from './aggregate.js';
-import { axisEncoding, colorEncoding, dashEncoding, groupRow, logAxis, meanChart, PANEL_HEIGHT, PANEL_WIDTH, topLevel } from './charts.js';
+import { axisEncoding, barChart, colorEncoding, dashEncoding, groupRow, logAxis, meanChart, PANEL_HEIGHT, PANEL_WIDTH, topLevel } from './charts.js';
 import type { AxisSpec, MeanRow } from './charts.js';
 import type { KernelRow, ReportData, ScalingRow } from './load.js';
 import type { VlSpec } from './render.js';
@@ -32,7 +32,6 @@ export interface FigureInput {
   colors: Map<string, string>;
 }
 
-const uniq = <T>(xs: T[]) => [...new Set(xs)];
 const byNumber = (a: number, b: number) => a - b;
 const skip = (name: string, reason: string): FigureResult => ({ skipped: { name, reason } });
 const done = (name: string, title: string, spec: VlSpec, rows: Record<string, unknown>[]): FigureResult => ({ figure: { name, title, spec, rows } });
@@ -71,13 +70,7 @@ function panelLabeler(keys: PanelKey[]): (k: PanelKey) => string {
   ].filter(Boolean).join(' ');
 }
 
-function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const t of items) m.set(key(t), [...(m.get(key(t)) ?? []), t]);
-  return m;
-}
-
-/** "gse (grabo) at 99% (1 failed)": groups that have no finished run and so are not drawn. */
+/** "gse (grabo) at 99% (0 of 3 seeds done; seeds 0, 1, 2 failed)": groups with no finished run, so not drawn. */
 function notShown(groups: Group[], stat: (g: Group) => Stats): string[] {
   const missing = groups.filter((g) => stat(g).n === 0).map((g) => `${seriesName(g)} at ${pctLabel(g.key.sparsity)} (${g.note || 'no data'})`);
   return missing.length ? [`Not shown, no finished run: ${missing.join('; ')}.`] : [];
@@ -156,7 +149,7 @@ function accuracyVsWidth(ctx: FigureInput): FigureResult {
   const subtitle = [ERRORBAR_NOTE, constantConnectionsNote(series)].filter(Boolean);
   const spec = meanChart({
     title: 'Test accuracy vs width multiplier', subtitle, rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
-    x: { title: 'Width multiplier (log scale)', type: 'quantitative', log: 2, values: widths, labelExpr: "datum.value + '×'" },
+    x: { title: 'Width multiplier (log)', type: 'quantitative', log: 2, values: widths, labelExpr: "datum.value + '×'" },
     y: PCT_AXIS('Test accuracy (%)'),
     extraTooltip: [['sparsity', 'sparsity'], ['active', 'active params']],
   });
@@ -233,15 +226,18 @@ function layerDensity(ctx: FigureInput): FigureResult {
   const models = uniq(withLayers.map((x) => x.g.key.model));
   const longNames = rows.some((r) => String(r.x).length > 6);
   const panels = uniq(rows.map((r) => r.panel));
-  const spec = meanChart({
+  const options = {
     title: 'Layer-wise density at the end of training', subtitle: ['Compression = 1 / density of each layer, mean over seeds.'],
     rows, panels, colors: ctx.colors,
-    x: { title: 'Layer', type: 'ordinal', sortBy: 'index', labelAngle: longNames ? -35 : 0 },
-    y: { title: 'Compression 1/density (log)', type: 'quantitative', log: 10, format: '~g' },
-    extraTooltip: [['density', 'density']],
+    x: { title: 'Layer', type: 'ordinal' as const, sortBy: 'index', labelAngle: longNames ? -35 : 0 },
+    y: { title: 'Compression 1/density (log)', type: 'quantitative' as const, log: 10, format: '~g' },
+    extraTooltip: [['density', 'density']] as [string, string][],
     independentX: models.length > 1,
     columns: Math.min(4, panels.length),
-  });
+  };
+  // side-by-side bars (equal densities stay visible) while they fit; lines for deep models
+  const bars = Math.max(...panels.map((p) => rows.filter((r) => r.panel === p).length));
+  const spec = bars <= 64 ? barChart({ ...options, base: 1 }) : meanChart(options);
   return done(name, 'Layer-wise density at the end of training', spec, rows);
 }
 

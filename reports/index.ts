@@ -43,6 +43,12 @@ function packageVersion(): string {
   }
 }
 
+/** Remove what an earlier report wrote and this one will not (a figure now skipped, another sweep's table). */
+function removeStale(dir: string, ours: (file: string) => boolean): void {
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) if (ours(f)) fs.rmSync(path.join(dir, f), { force: true });
+}
+
 const fileSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-');
 const relative = (out: string, p: string) => path.relative(out, p).split(path.sep).join('/');
 
@@ -65,6 +71,7 @@ export async function report(opts: ReportOptions): Promise<ReportSummary> {
   for (const result of buildFigures({ data, groups, colors })) {
     if ('skipped' in result) {
       skipped.push(result.skipped);
+      removeStale(path.join(out, 'figures'), (f) => f.startsWith(`${result.skipped.name}.`));
       log(`figure ${result.skipped.name}: skipped: ${result.skipped.reason}`);
       continue;
     }
@@ -81,6 +88,7 @@ export async function report(opts: ReportOptions): Promise<ReportSummary> {
   const tables: string[] = [];
   const sweepTables = accuracyTables(groups);
   const dir = path.join(out, 'tables');
+  removeStale(dir, (f) => /^(accuracy(-.*)?\.(md|tex|csv)|groups\.csv)$/.test(f));
   for (const { sweep, table } of sweepTables) {
     const base = sweepTables.length === 1 ? 'accuracy' : `accuracy-${fileSafe(sweep)}`;
     for (const [ext, text] of [['md', toMarkdown(table)], ['tex', toLatex(table)], ['csv', toCsv(table)]]) {

@@ -5,7 +5,7 @@
  * mean per column is bold (complete groups only); incomplete groups carry a † and a footnote.
  */
 import { stringify } from 'csv-stringify/sync';
-import { flopsRatio, isDense, seriesName } from './aggregate.js';
+import { flopsRatio, isDense, seriesName, uniq } from './aggregate.js';
 import type { Group } from './aggregate.js';
 import { accText, compareMethods, pctLabel } from './style.js';
 
@@ -41,8 +41,6 @@ export interface Table {
   rows: TableRow[];
   footnotes: string[];
 }
-
-const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
 function cellOf(g: Group): TableCell {
   const a = g.accuracy;
@@ -88,7 +86,7 @@ export function accuracyTable(groups: Group[]): Table | null {
 
 /** One table per sweep (a sweep is one experiment; tables never mix them). */
 export function accuracyTables(groups: Group[]): { sweep: string; table: Table }[] {
-  const sweeps = [...new Set(groups.map((g) => g.key.sweep))];
+  const sweeps = uniq(groups.map((g) => g.key.sweep));
   return sweeps.map((sweep) => ({ sweep, table: accuracyTable(groups.filter((g) => g.key.sweep === sweep))! }));
 }
 

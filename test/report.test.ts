@@ -186,7 +186,7 @@ describe('figures', () => {
     assert.deepEqual(results.map((r) => ('figure' in r ? r.figure.name : r.skipped.name)), FIGURES.map((f) => f.name));
     const expectTitles: Record<string, string[]> = {
       'accuracy-vs-sparsity': ['Sparsity', 'Test accuracy (%)'],
-      'accuracy-vs-width': ['Width multiplier (log scale)'],
+      'accuracy-vs-width': ['Width multiplier (log)'],
       'cost-vs-width': ['Training step (ms, log)', 'Prune-grow update (ms, log)', 'Peak memory (MB, log)', 'slope'],
       'accuracy-vs-epoch': ['Epoch'],
       'layer-density': ['Compression 1/density (log)', 'Layer'],
@@ -303,6 +303,16 @@ describe('report()', () => {
     assert.equal(summary.skipped.filter((s) => s.reason === 'no runs among the inputs').length, 6);
     assert.deepEqual(summary.tables, []);
     assert.ok(fs.readFileSync(summary.html, 'utf8').includes('no runs among the inputs'));
+  });
+
+  test('a report written over an earlier one leaves no stale figures or tables', async () => {
+    const out = path.join(tmp, 'out-again');
+    await report({ inputs: [synth.grid, synth.kernels], out });
+    assert.ok(fs.existsSync(path.join(out, 'figures', 'kernel-time.png')));
+    await report({ inputs: [MINI], out });
+    const files = fs.readdirSync(path.join(out, 'figures'));
+    assert.ok(!files.some((f) => f.startsWith('kernel-time.')));
+    assert.deepEqual(fs.readdirSync(path.join(out, 'tables')).sort(), ['accuracy.csv', 'accuracy.md', 'accuracy.tex', 'groups.csv']);
   });
 
   test('figures without data are skipped and logged; default output folder', async () => {
