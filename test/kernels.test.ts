@@ -170,6 +170,22 @@ test('one and two threads give bit-identical results', () => {
   }
 });
 
+test('many consecutive parallel calls agree with one thread', () => {
+  const rng = new Rng(11, 'kernels-stress');
+  const a = randomCsr(rng, 256, 300, 0.1, { emptyEvery: 13 });
+  const B = 128;
+  const x = randomArray(rng, a.cols * B), d = randomArray(rng, a.rows * B);
+  const row = expandRows(a);
+  setThreads(1);
+  const want = [spmm(a, x, B), spmmT(a, d, B), sddmm(row, a.colIdx, d, x, B)];
+  setThreads(2);
+  for (let i = 0; i < 300; i++) {
+    const k = i % 3;
+    const got = k === 0 ? spmm(a, x, B) : k === 1 ? spmmT(a, d, B) : sddmm(row, a.colIdx, d, x, B);
+    assert.deepEqual(got, want[k], `call ${i}`);
+  }
+});
+
 test('arrays in the kernels\' memory are used in place, and out is filled', () => {
   setThreads(2);
   const rng = new Rng(3, 'kernels-resident');

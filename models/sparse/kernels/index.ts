@@ -28,7 +28,7 @@ export interface Csr { rows: number; cols: number; rowPtr: Int32Array; colIdx: I
 interface KernelExports {
   spmm(rowPtr: number, colIdx: number, vals: number, x: number, y: number, batch: number, r0: number, r1: number, cols: number, panel: number, cursor: number): void;
   spmmT(rowPtr: number, colIdx: number, vals: number, dy: number, dx: number, batch: number, rows: number, cols: number, b0: number, b1: number, panel: number, cursor: number): void;
-  sddmm(row: number, col: number, a: number, b: number, out: number, batch: number, k0: number, k1: number): void;
+  sddmm(row: number, col: number, a: number, b: number, out: number, batch: number, k0: number, k1: number, cols: number, shift: number, scratch: number): void;
   transpose(src: number, dst: number, rows: number, cols: number, c0: number, c1: number): void;
 }
 
@@ -39,17 +39,25 @@ const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4;
-// Control block: one 128-byte line of int32 per worker.
-const SLOT = 32, SEQ = 0, DONE = 1, OP = 2, ERR = 3, READY = 4, ARGS = 8, MAX_WORKERS = 63;
+// Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
+const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
+// Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
+// a thread that runs late (another process on its core) simply takes fewer, and the caller never
+// waits for a worker that has not claimed anything. CLAIM holds (generation << 16 | next chunk);
+// a claim is a compare-and-swap of that word, so a late worker cannot take a chunk of a later call.
+const J_CLAIM = 0, J_DONE = 16, J_COUNT = 32, J_OP = 33, J_ERR = 34, J_BASE = 48, J_STRIDE = 16, MAX_CHUNKS = 1024;
 
 // Below these amounts of work (multiply-adds or elements), one thread is faster than waking another.
-const PAR_MIN_MACS = 1 << 19;
+let PAR_MIN_MACS = 1 << 19;
 const PAR_MIN_ELEMS = 1 << 16;
+// Chunks per thread of a parallel call (taken dynamically, see run()).
+let CHUNKS_PER_THREAD = 4;
+let SPMMT_CHUNKS_PER_THREAD = 1;
 // Cache blocking: the rows of the dense operand that one pass may touch should stay in L2 (2 MiB
 // per core here). Panels are used when the operand is larger and a row has enough nonzeros in a
 // panel to pay for revisiting its outputs.
-const PANEL_BYTES = 1 << 20;
-const PANEL_MIN_NNZ = 4;
+let PANEL_BYTES = 1 << 20;
+let PANEL_MIN_NNZ = 4;
 
 /** Columns of A per panel for an operand of `cols` rows of `rowBytes` each (>= cols: no panels). */
 function panelFor(cols: number, rowBytes: number, nnz: number, rows: number): number {
@@ -89,11 +97,11 @@ function relaxedModule(): WebAssembly.Module | null {
 // Worker threads
 
 // Runs in each worker (eval'd as CommonJS). It instantiates the module on the shared memory, then
-// waits for jobs in its control line: spin a little, then Atomics.wait.
+// waits to be woken (spin a little, then Atomics.wait) and claims chunks of the current call.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, ctrl, index, port, spin } = workerData;
-const c = new Int32Array(ctrl);
+const { module, memory, ctrl, jobs, index, port, spin } = workerData;
+const c = new Int32Array(ctrl), J = new Int32Array(jobs);
 const base = index * ${SLOT};
 const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
 Atomics.store(c, base + ${READY}, 1); Atomics.notify(c, base + ${READY});
@@ -104,21 +112,27 @@ for (;;) {
     if (++n > spin) { Atomics.wait(c, base + ${SEQ}, seen); n = 0; }
   }
   seen = s;
-  const a = base + ${ARGS};
-  try {
-    switch (c[base + ${OP}]) {
-      case ${OP_SPMM}: k.spmm(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9], c[a+10]); break;
-      case ${OP_SPMMT}: k.spmmT(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7], c[a+8], c[a+9], c[a+10], c[a+11]); break;
-      case ${OP_SDDMM}: k.sddmm(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5], c[a+6], c[a+7]); break;
-      case ${OP_TRANSPOSE}: k.transpose(c[a], c[a+1], c[a+2], c[a+3], c[a+4], c[a+5]); break;
-      default: throw new Error('unknown op ' + c[base + ${OP}]);
+  for (;;) {
+    const w = Atomics.load(J, ${J_CLAIM});
+    const i = w & 0xffff;
+    if (i >= Atomics.load(J, ${J_COUNT})) break;
+    if (Atomics.compareExchange(J, ${J_CLAIM}, w, w + 1) !== w) continue;
+    // chunk i is ours: the call cannot end (nor the table change) before we count it done
+    const a = ${J_BASE} + i * ${J_STRIDE}, op = J[${J_OP}];
+    try {
+      switch (op) {
+        case ${OP_SPMM}: k.spmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_SPMMT}: k.spmmT(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11]); break;
+        case ${OP_SDDMM}: k.sddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_TRANSPOSE}: k.transpose(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
+        default: throw new Error('unknown op ' + op);
+      }
+    } catch (e) {
+      Atomics.store(J, ${J_ERR}, 1);
+      port.postMessage(String(e && e.stack || e));
     }
-    c[base + ${ERR}] = 0;
-  } catch (e) {
-    c[base + ${ERR}] = 1;
-    port.postMessage(String(e && e.stack || e));
+    if (Atomics.add(J, ${J_DONE}, 1) + 1 === J[${J_COUNT}]) Atomics.notify(J, ${J_DONE});
   }
-  Atomics.store(c, base + ${DONE}, seen); Atomics.notify(c, base + ${DONE});
 }
 `;
 
@@ -135,7 +149,10 @@ class Engine {
   threads: number;
   private readonly ctrl = new SharedArrayBuffer(4 * SLOT * (MAX_WORKERS + 1));
   private readonly c = new Int32Array(this.ctrl);
+  private readonly jobs = new SharedArrayBuffer(4 * (J_BASE + J_STRIDE * MAX_CHUNKS));
+  private readonly J = new Int32Array(this.jobs).fill(0xffff, J_CLAIM, J_CLAIM + 1); // closed
   private readonly workers: WorkerHandle[] = [];
+  private gen = 0;
   private workersBroken = false;
   private readonly buffers = new WeakSet<ArrayBufferLike>();
   private buf!: ArrayBufferLike;
@@ -254,13 +271,15 @@ class Engine {
     if (out !== undefined && this.resident(out)) return out;
     const view = this.f32(off, len);
     if (out !== undefined) { out.set(view); return out; }
-    return view.slice();
+    const copy = new Float32Array(len); // (slice() of a shared view is ~10x slower than set)
+    copy.set(view);
+    return copy;
   }
 
-  /** Number of threads to use for this much work. */
-  fanout(work: number, min: number, parts: number): number {
+  /** Threads to use for this much work (1 below `min`). */
+  fanout(work: number, min: number): number {
     if (this.threads <= 1 || this.workersBroken || work < min) return 1;
-    return Math.max(1, Math.min(this.threads, parts));
+    return this.threads;
   }
 
   private ensureWorkers(n: number): boolean {
@@ -272,7 +291,7 @@ class Engine {
         worker = new Worker(WORKER_SOURCE, {
           eval: true,
           execArgv: [], // the source is CommonJS, whatever flags (--input-type=module) the parent has
-          workerData: { module: this.module, memory: this.memory, ctrl: this.ctrl, index, port: port2, spin: 20000 },
+          workerData: { module: this.module, memory: this.memory, ctrl: this.ctrl, jobs: this.jobs, index, port: port2, spin: 20000 },
           transferList: [port2],
         });
       } catch (e) {
@@ -305,41 +324,57 @@ class Engine {
   }
 
   /**
-   * Runs one kernel split in `parts.length` parts: parts[1..] on workers, parts[0] here, and waits.
-   * Each part is the argument list of the kernel.
+   * Runs one kernel cut in chunks (each the kernel's argument list) on up to `threads` threads:
+   * this thread and the workers claim chunks until none is left; then this thread waits until
+   * every claimed chunk is done (it never waits for a worker that claimed nothing).
    */
-  run(op: number, parts: number[][]): void {
-    const n = parts.length;
-    if (n > 1 && !this.ensureWorkers(n - 1)) {
-      // fall back: run every part here
-      for (const p of parts) this.call(op, p);
+  run(op: number, chunks: number[][], threads: number): void {
+    const n = chunks.length;
+    if (n > MAX_CHUNKS) throw new Error(`sparse kernels: ${n} chunks > ${MAX_CHUNKS}`);
+    const helpers = Math.min(threads, n) - 1;
+    if (helpers <= 0 || !this.ensureWorkers(helpers)) {
+      for (const p of chunks) this.call(op, p);
       return;
     }
-    const c = this.c;
-    for (let w = 1; w < n; w++) {
+    const c = this.c, J = this.J;
+    for (let i = 0; i < n; i++) {
+      const p = chunks[i], a = J_BASE + i * J_STRIDE;
+      for (let j = 0; j < p.length; j++) J[a + j] = p[j] | 0;
+    }
+    J[J_OP] = op;
+    J[J_ERR] = 0;
+    Atomics.store(J, J_COUNT, n);
+    Atomics.store(J, J_DONE, 0);
+    this.gen = (this.gen + 1) & 0x7fff;
+    Atomics.store(J, J_CLAIM, this.gen << 16); // publishes the call
+    for (let w = 1; w <= helpers; w++) {
       const h = this.workers[w - 1];
-      const base = w * SLOT;
-      c[base + OP] = op;
-      const p = parts[w];
-      for (let i = 0; i < p.length; i++) c[base + ARGS + i] = p[i] | 0;
       h.seq = (h.seq + 1) | 0;
-      Atomics.store(c, base + SEQ, h.seq);
-      Atomics.notify(c, base + SEQ);
+      Atomics.store(c, w * SLOT + SEQ, h.seq);
+      Atomics.notify(c, w * SLOT + SEQ);
     }
     let error: unknown = null;
-    try { this.call(op, parts[0]); } catch (e) { error = e; }
-    for (let w = 1; w < n; w++) {
-      const h = this.workers[w - 1];
-      const base = w * SLOT;
-      let spins = 0;
-      while (Atomics.load(c, base + DONE) !== h.seq) {
-        if (++spins > 2000) Atomics.wait(c, base + DONE, Atomics.load(c, base + DONE), 1000);
-      }
-      if (c[base + ERR] !== 0 && error === null) {
-        const m = receiveMessageOnPort(h.port);
-        error = new Error(`sparse kernels: worker ${w} failed: ${m ? m.message : 'unknown error'}`);
-      }
+    for (;;) {
+      const w = Atomics.load(J, J_CLAIM);
+      const i = w & 0xffff;
+      if (i >= n) break;
+      if (Atomics.compareExchange(J, J_CLAIM, w, w + 1) !== w) continue;
+      try { this.call(op, chunks[i]); } catch (e) { error ??= e; }
+      Atomics.add(J, J_DONE, 1);
     }
+    let spins = 0;
+    for (let d; (d = Atomics.load(J, J_DONE)) < n;) {
+      if (++spins > 2000) Atomics.wait(J, J_DONE, d, 1000);
+    }
+    // Close the call: a worker that read the claim word before this fails its compare-and-swap,
+    // one that reads it after sees no chunk left, until the next call publishes a new word.
+    Atomics.store(J, J_CLAIM, (this.gen << 16) | 0xffff);
+    if (error === null && J[J_ERR] !== 0) {
+      let m: { message: unknown } | undefined;
+      for (const h of this.workers) if ((m = receiveMessageOnPort(h.port))) break;
+      error = new Error(`sparse kernels: a worker thread failed: ${m ? String(m.message) : 'unknown error'}`);
+    }
+    for (const h of this.workers) while (receiveMessageOnPort(h.port)); // drop other reports
     if (error !== null) throw error;
   }
 
@@ -348,7 +383,7 @@ class Engine {
     switch (op) {
       case OP_SPMM: k.spmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_SPMMT: k.spmmT(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
-      case OP_SDDMM: k.sddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); break;
+      case OP_SDDMM: k.sddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_TRANSPOSE: k.transpose(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       default: throw new Error(`unknown op ${op}`);
     }
@@ -415,13 +450,14 @@ export function spmm(a: Csr, xT: Float32Array, batch: number, out?: Float32Array
   const pv = e.input('values', values, nnz);
   const px = e.input('x', xT, cols * batch);
   const py = e.output('y', out, ylen, 'spmm');
-  const n = e.fanout((nnz + rows) * batch, PAR_MIN_MACS, rows);
-  const cuts = n > 1 ? splitRows(rowPtr, rows, n) : [0, rows];
+  // Chunks of rows with about equal nonzeros; panels of columns inside each chunk.
+  const threads = e.fanout((nnz + rows) * batch, PAR_MIN_MACS);
+  const cuts = threads > 1 ? splitRows(rowPtr, rows, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(rows / 8))) : [0, rows];
   const panel = panelFor(cols, batch * 4, nnz, rows);
   const cur = panel < cols ? e.scratchOff('cursor', rows * 4) : 0;
-  const parts: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, px, py, batch, cuts[t], cuts[t + 1], cols, panel, cur]);
-  e.run(OP_SPMM, parts);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pr, pc, pv, px, py, batch, cuts[t], cuts[t + 1], cols, panel, cur]);
+  e.run(OP_SPMM, chunks, threads);
   return e.result(py, out, ylen);
 }
 
@@ -439,14 +475,16 @@ export function spmmT(a: Csr, dyT: Float32Array, batch: number, out?: Float32Arr
   const pv = e.input('values', values, nnz);
   const pd = e.input('dy', dyT, rows * batch);
   const px = e.output('dx', out, xlen, 'spmmT');
-  // Threads split the batch columns (so no two write the same element), in multiples of 4 floats.
-  const n = e.fanout((nnz + cols) * batch, PAR_MIN_MACS, Math.floor(batch / 4));
-  const cuts = n > 1 ? splitEven(0, batch, n, batch >= 64 * n ? 64 : 4) : [0, batch];
-  const parts: number[][] = [];
-  const panel = panelFor(cols, Math.ceil(batch / (cuts.length - 1)) * 4, nnz, rows);
-  const cur = panel < cols ? e.scratchOff('cursorT', rows * 4 * (cuts.length - 1)) : 0;
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pv, pd, px, batch, rows, cols, cuts[t], cuts[t + 1], panel, cur + t * rows * 4]);
-  e.run(OP_SPMMT, parts);
+  // Chunks split the batch columns (so no two write the same element), in multiples of 4 floats
+  // (64 where the batch allows); each chunk has its own cursor.
+  const threads = e.fanout((nnz + cols) * batch, PAR_MIN_MACS);
+  const parts = Math.max(1, Math.min(threads * SPMMT_CHUNKS_PER_THREAD, Math.floor(batch / 4)));
+  const cuts = parts > 1 ? splitEven(0, batch, parts, batch >= 64 * parts ? 64 : 4) : [0, batch];
+  const panel = panelFor(cols, Math.ceil(batch / parts) * 4, nnz, rows);
+  const cur = panel < cols ? e.scratchOff('cursorT', rows * 4 * parts) : 0;
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pr, pc, pv, pd, px, batch, rows, cols, cuts[t], cuts[t + 1], panel, cur + t * rows * 4]);
+  e.run(OP_SPMMT, chunks, threads);
   return e.result(px, out, xlen);
 }
 
@@ -464,11 +502,23 @@ export function sddmm(row: Int32Array, col: Int32Array, aT: Float32Array, bT: Fl
   const pa = e.input('a', aT, aT.length);
   const pb = e.input('b', bT, bT.length);
   const po = e.output('pairs', out, nnz, 'sddmm');
-  const n = e.fanout(nnz * batch, PAR_MIN_MACS, nnz);
-  const cuts = splitEven(0, nnz, n, 1);
-  const parts: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([pr, pc, pa, pb, po, batch, cuts[t], cuts[t + 1]]);
-  e.run(OP_SDDMM, parts);
+  const threads = e.fanout(nnz * batch, PAR_MIN_MACS);
+  const parts = threads > 1 ? Math.min(threads * CHUNKS_PER_THREAD, nnz) : 1;
+  const cuts = splitEven(0, nnz, parts, 1);
+  // Bucket the pairs by panels of bT's rows (a power of two of them) when bT exceeds the L2 budget.
+  const cols = bT.length / Math.max(1, batch);
+  let shift = 31, scratch = 0;
+  if (cols * batch * 4 > 1.5 * PANEL_BYTES && nnz >= 4 * cols / Math.max(1, Math.floor(PANEL_BYTES / (batch * 4)))) {
+    shift = Math.max(6, Math.floor(Math.log2(PANEL_BYTES / (batch * 4))));
+    const panels = ((cols - 1) >>> shift) + 1;
+    scratch = e.scratchOff('sddmmOrder', 4 * (nnz + parts * (panels + 2 + 16)));
+  }
+  const chunks: number[][] = [];
+  for (let t = 0, at = scratch; t + 1 < cuts.length; t++) {
+    chunks.push([pr, pc, pa, pb, po, batch, cuts[t], cuts[t + 1], cols, shift, at]);
+    at += 4 * (cuts[t + 1] - cuts[t] + (((cols - 1) >>> Math.min(shift, 30)) + 2 + 16)); // +16: separate cache lines
+  }
+  e.run(OP_SDDMM, chunks, threads);
   return e.result(po, out, nnz);
 }
 
@@ -480,11 +530,11 @@ export function transpose(src: Float32Array, rows: number, cols: number, out?: F
   const e = E();
   const ps = e.input('tsrc', src, len);
   const pd = e.output('tdst', out, len, 'transpose');
-  const n = e.fanout(len, PAR_MIN_ELEMS, Math.ceil(cols / 32));
-  const cuts = splitEven(0, cols, n, 32);
-  const parts: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) parts.push([ps, pd, rows, cols, cuts[t], cuts[t + 1]]);
-  e.run(OP_TRANSPOSE, parts);
+  const threads = e.fanout(len, PAR_MIN_ELEMS);
+  const cuts = splitEven(0, cols, threads > 1 ? Math.min(threads * 2, Math.ceil(cols / 32)) : 1, 32);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([ps, pd, rows, cols, cuts[t], cuts[t + 1]]);
+  e.run(OP_TRANSPOSE, chunks, threads);
   return e.result(pd, out, len);
 }
 
@@ -521,4 +571,13 @@ export function release(a: Float32Array | Int32Array): void {
   const e = E();
   if (!e.resident(a)) throw new Error('release: not an array of the kernels\' memory');
   e.release(a.byteOffset);
+}
+
+/** TEMPORARY tuning hook. */
+export function _tune(o: Record<string, number>): void {
+  if (o.panelBytes !== undefined) PANEL_BYTES = o.panelBytes;
+  if (o.panelMinNnz !== undefined) PANEL_MIN_NNZ = o.panelMinNnz;
+  if (o.cpt !== undefined) CHUNKS_PER_THREAD = o.cpt;
+  if (o.cptT !== undefined) SPMMT_CHUNKS_PER_THREAD = o.cptT;
+  if (o.parMin !== undefined) PAR_MIN_MACS = o.parMin;
 }

@@ -400,28 +400,59 @@ export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: 
   }
 }
 
+@inline function dot(pa: usize, pb: usize, nb: usize): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    s0 = madd(s0, v128.load(pa + o, 0), v128.load(pb + o, 0));
+    s1 = madd(s1, v128.load(pa + o, 16), v128.load(pb + o, 16));
+    s2 = madd(s2, v128.load(pa + o, 32), v128.load(pb + o, 32));
+    s3 = madd(s3, v128.load(pa + o, 48), v128.load(pb + o, 48));
+  }
+  for (; o + 16 <= nb; o += 16) s0 = madd(s0, v128.load(pa + o), v128.load(pb + o));
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  for (; o < nb; o += 4) s += load<f32>(pa + o) * load<f32>(pb + o);
+  return s;
+}
+
 /**
  * out[k] = Σ_i a[row[k]·B + i] · b[col[k]·B + i] for pairs k in [k0, k1).
- * a is (rows x B), b is (cols x B), both feature-major.
+ * a is (rows x B), b is (cols x B), both feature-major. With shift < 31, the pairs are first
+ * bucketed by col >> shift (a panel of b that fits in L2; stable, so pairs of a row stay together)
+ * into `scratch` ((k1 - k0) + (cols >> shift) + 2 int32), then computed panel by panel. Each
+ * output depends only on its pair, so the order changes nothing in the results.
  */
-export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, batch: i32, k0: i32, k1: i32): void {
+export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, batch: i32, k0: i32, k1: i32, cols: i32, shift: i32, scratch: usize): void {
   const stride = <usize>batch << 2;
-  const nb = stride;
+  if (shift >= 31) {
+    for (let k = <usize>k0; k < <usize>k1; k++) {
+      const pa = a + <usize>load<i32>(row + (k << 2)) * stride;
+      const pb = b + <usize>load<i32>(col + (k << 2)) * stride;
+      store<f32>(out + (k << 2), dot(pa, pb, stride));
+    }
+    return;
+  }
+  const panels = (<usize>(cols - 1) >> <usize>shift) + 1;
+  const pos = scratch;                       // panels + 1 counters
+  const order = scratch + ((panels + 2) << 2); // k1 - k0 pair indices
+  memory.fill(pos, 0, (panels + 1) << 2);
   for (let k = <usize>k0; k < <usize>k1; k++) {
+    const p = pos + ((<usize>(load<i32>(col + (k << 2)) >>> shift) + 1) << 2);
+    store<i32>(p, load<i32>(p) + 1);
+  }
+  for (let p: usize = 1; p <= panels; p++) store<i32>(pos + (p << 2), load<i32>(pos + (p << 2)) + load<i32>(pos + ((p - 1) << 2)));
+  for (let k = <usize>k0; k < <usize>k1; k++) {
+    const p = pos + (<usize>(load<i32>(col + (k << 2)) >>> shift) << 2);
+    const i = <usize>load<i32>(p);
+    store<i32>(p, <i32>i + 1);
+    store<i32>(order + (i << 2), <i32>k);
+  }
+  const m = <usize>(k1 - k0);
+  for (let i: usize = 0; i < m; i++) {
+    const k = <usize>load<i32>(order + (i << 2));
     const pa = a + <usize>load<i32>(row + (k << 2)) * stride;
     const pb = b + <usize>load<i32>(col + (k << 2)) * stride;
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    let o: usize = 0;
-    for (; o + 64 <= nb; o += 64) {
-      s0 = madd(s0, v128.load(pa + o, 0), v128.load(pb + o, 0));
-      s1 = madd(s1, v128.load(pa + o, 16), v128.load(pb + o, 16));
-      s2 = madd(s2, v128.load(pa + o, 32), v128.load(pb + o, 32));
-      s3 = madd(s3, v128.load(pa + o, 48), v128.load(pb + o, 48));
-    }
-    for (; o + 16 <= nb; o += 16) s0 = madd(s0, v128.load(pa + o), v128.load(pb + o));
-    let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
-    for (; o < nb; o += 4) s += load<f32>(pa + o) * load<f32>(pb + o);
-    store<f32>(out + (k << 2), s);
+    store<f32>(out + (k << 2), dot(pa, pb, stride));
   }
 }
 
