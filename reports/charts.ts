@@ -102,6 +102,8 @@ export interface AxisSpec {
   labelAngle?: number;
   /** whole-number ticks only (epochs) */
   integer?: boolean;
+  /** round the domain to nice numbers (default true; false: the data's own extent) */
+  nice?: boolean;
 }
 
 /**
@@ -124,6 +126,7 @@ export function logAxis(values: number[]): { values: number[]; extent: [number, 
 export function axisEncoding(field: string, a: AxisSpec) {
   const scale: Record<string, unknown> = {};
   if (a.domain) scale.domain = a.domain;
+  if (a.nice === false) scale.nice = false;
   if (a.extent) Object.assign(scale, { domain: a.extent, nice: false });
   else if (a.values && a.type === 'quantitative') Object.assign(scale, { domain: [Math.min(...a.values), Math.max(...a.values)], nice: false });
   // keep end points and error bars inside the plot, so panels line up (vega lays out by full bounds)
@@ -162,6 +165,8 @@ export interface MeanChartOptions {
   points?: boolean;
   independentX?: boolean;
   columns?: number;
+  /** panel width (default PANEL_WIDTH) */
+  width?: number;
 }
 
 /** Faceted chart: one line per (label, variant) with points, ±std error bars or band, reference rules. */
@@ -213,7 +218,7 @@ export function meanChart(o: MeanChartOptions): VlSpec {
   if (o.rows.some((r) => r.incomplete && !r.reference)) {
     subtitle.push(`${points ? 'Open markers' : 'Faded lines'}: incomplete groups (missing seeds or runs not done; see tooltip and tables).`);
   }
-  return facetSpec({ title: o.title, subtitle, rows: o.rows, panels: o.panels, layer: layers, independentX: o.independentX, columns: o.columns });
+  return facetSpec({ title: o.title, subtitle, rows: o.rows, panels: o.panels, layer: layers, independentX: o.independentX, columns: o.columns, width: o.width });
 }
 
 /**
@@ -242,8 +247,7 @@ export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'> & { base: 
   }];
   const subtitle = [...(o.subtitle ?? [])];
   if (rows.some((r) => r.incomplete)) subtitle.push('Faded bars: incomplete groups (missing seeds or runs not done; see tooltip and tables).');
-  const perPanel = Math.max(...o.panels.map((p) => rows.filter((r) => r.panel === p).length));
-  const spec = facetSpec({ title: o.title, subtitle, rows, panels: o.panels, layer, independentX: o.independentX, columns: o.columns, width: Math.max(PANEL_WIDTH, 7 * perPanel) });
+  const spec = facetSpec({ title: o.title, subtitle, rows, panels: o.panels, layer, independentX: o.independentX, columns: o.columns, width: o.width });
   // each panel spreads only its own series over a band
   return { ...spec, resolve: { scale: { ...(spec.resolve as { scale: object }).scale, xOffset: 'independent' } } };
 }

@@ -205,7 +205,7 @@ function accuracyVsEpoch(ctx: FigureInput): FigureResult {
   const panels = allKeys.map(label);
   const spec = meanChart({
     title: 'Test accuracy vs epoch', subtitle: ['Mean over seeds; band: ±1 std.'], rows, panels, colors: ctx.colors,
-    x: { title: 'Epoch', type: 'quantitative', integer: true }, y: PCT_AXIS('Test accuracy (%)'), band: true, points: false,
+    x: { title: 'Epoch', type: 'quantitative', integer: true, nice: false }, y: PCT_AXIS('Test accuracy (%)'), band: true, points: false,
     columns: Math.min(4, panels.length),
     // sweeps trained for different lengths keep their own epoch axis
     independentX: uniq(panels.map((p) => Math.max(...rows.filter((r) => r.panel === p).map((r) => r.x as number)))).length > 1,
@@ -213,32 +213,38 @@ function accuracyVsEpoch(ctx: FigureInput): FigureResult {
   return done(name, 'Test accuracy vs epoch', spec, rows);
 }
 
+/** Up to this many layers a panel names each layer and draws bars; deeper models get a layer-index axis and lines. */
+const NAMED_LAYERS = 12;
+
 function layerDensity(ctx: FigureInput): FigureResult {
   const name = 'layer-density';
+  const title = 'Layer-wise density at the end of training';
   const withLayers = ctx.groups.filter((g) => !isDense(g)).map((g) => ({ g, layers: layerDensities(g) })).filter((x) => x.layers.length > 0);
   if (withLayers.length === 0) return skip(name, 'no finished sparse run has per-layer densities (result.json layers or updates.jsonl)');
+  const deep = Math.max(...withLayers.map((x) => x.layers.length)) > NAMED_LAYERS;
   const key = (g: Group) => panelKey(g.key, ['width', 'sparsity']);
   const label = panelLabeler(withLayers.map((x) => key(x.g)));
   const rows: MeanRow[] = withLayers.flatMap(({ g, layers }) => layers.map((l) => ({
-    ...groupRow(g, { n: l.n, mean: 1 / l.density, std: null, min: null, max: null }, { panel: label(key(g)), x: l.layer, xText: l.layer, variant: variantText(g) }, 1, 1)!,
+    ...groupRow(g, { n: l.n, mean: 1 / l.density, std: null, min: null, max: null },
+      { panel: label(key(g)), x: deep ? l.index + 1 : l.layer, xText: `${l.index + 1}: ${l.layer}`, variant: variantText(g) }, 1, 1)!,
     index: l.index, density: l.density.toPrecision(4),
   })));
-  const models = uniq(withLayers.map((x) => x.g.key.model));
-  const longNames = rows.some((r) => String(r.x).length > 6);
   const panels = uniq(rows.map((r) => r.panel));
-  const options = {
-    title: 'Layer-wise density at the end of training', subtitle: ['Compression = 1 / density of each layer, mean over seeds.'],
-    rows, panels, colors: ctx.colors,
-    x: { title: 'Layer', type: 'ordinal' as const, sortBy: 'index', labelAngle: longNames ? -35 : 0 },
+  const perPanel = Math.max(...panels.map((p) => rows.filter((r) => r.panel === p).length));
+  const common = {
+    title, subtitle: ['Compression = 1 / density of each layer, mean over seeds.'], rows, panels, colors: ctx.colors,
     y: { title: 'Compression 1/density (log)', type: 'quantitative' as const, log: 10, format: '~g' },
     extraTooltip: [['density', 'density']] as [string, string][],
-    independentX: models.length > 1,
     columns: Math.min(4, panels.length),
   };
-  // side-by-side bars (equal densities stay visible) while they fit; lines for deep models
-  const bars = Math.max(...panels.map((p) => rows.filter((r) => r.panel === p).length));
-  const spec = bars <= 64 ? barChart({ ...options, base: 1 }) : meanChart(options);
-  return done(name, 'Layer-wise density at the end of training', spec, rows);
+  const depth = Math.max(...withLayers.map((x) => x.layers.length));
+  const spec = deep
+    ? meanChart({ ...common, x: { title: 'Layer index (input → output)', type: 'quantitative', integer: true, extent: [1, depth] }, points: false,
+      width: Math.max(PANEL_WIDTH, 8 * depth) })
+    // bars side by side, so methods with equal densities stay visible
+    : barChart({ ...common, base: 1, width: Math.max(PANEL_WIDTH, 7 * perPanel), independentX: uniq(withLayers.map((x) => x.g.key.model)).length > 1,
+      x: { title: 'Layer', type: 'ordinal', sortBy: 'index', labelAngle: rows.some((r) => String(r.x).length > 6) ? -35 : 0 } });
+  return done(name, title, spec, rows);
 }
 
 /** Scaling rows from the runs themselves (a width sweep), used when no scaling CSV was given. */

@@ -208,6 +208,23 @@ describe('figures', () => {
     }
   });
 
+  test('layer densities: named bars for small models, a layer-index line plot for deep ones', async () => {
+    const layerFigure = (depth: number) => {
+      const data = loadInputs([MINI]);
+      for (const r of data.runs) if (r.layers.length) r.layers = Array.from({ length: depth }, (_, i) => ({ name: `block${i}.conv`, density: 0.01 * (1 + (i % 5)) }));
+      const groups = groupRuns(data.runs);
+      const r = buildFigures({ data, groups, colors: methodColors(groups.map((g) => g.label)) }).find((x) => 'figure' in x && x.figure.name === 'layer-density');
+      assert.ok(r && 'figure' in r);
+      return r.figure;
+    };
+    const small = layerFigure(4);
+    assert.match(JSON.stringify(small.spec), /"type":"bar"/);
+    assert.ok((await renderSvg(small.spec)).includes('block3.conv'));
+    const deep = layerFigure(40);
+    assert.doesNotMatch(JSON.stringify(deep.spec), /"type":"bar"/);
+    assert.ok((await renderSvg(deep.spec)).includes('Layer index (input → output)'));
+  });
+
   test('PNG at 2× with text from the packaged font', async () => {
     const fig = buildFigures(figureInput([MINI])).find((r) => 'figure' in r && r.figure.name === 'accuracy-vs-sparsity');
     assert.ok(fig && 'figure' in fig);
