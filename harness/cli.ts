@@ -9,10 +9,12 @@ import { listCommand } from './commands/list.js';
 import { runCommand } from './commands/run.js';
 import { reportCommand } from './commands/report.js';
 import { schemaCommand } from './commands/schema.js';
+import { slurmCommand } from './commands/slurm.js';
+import { statusCommand } from './commands/status.js';
 import { validateCommand } from './commands/validate.js';
 
 /** Every CLI command; each lives in harness/commands/. */
-const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, schemaCommand, benchCommand, reportCommand] as CommandModule<any, any>[];
+const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, statusCommand, slurmCommand, schemaCommand, benchCommand, reportCommand] as CommandModule<any, any>[];
 
 export function buildCli(argv: string[]): Argv {
   let y = yargs(argv).scriptName('sparsebench').usage('$0 <command> [options]');

@@ -1,5 +1,9 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
+import { UserError } from './errors.js';
+import { tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
 import { runId, type RunSpec } from './spec.js';
@@ -21,22 +25,47 @@ export const resultColumns = [
 ] as const;
 
 let tmpCounter = 0;
-/** Writes a file so that readers see either the old or the new content, never a part. */
-export function writeFileAtomic(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, file);
+/** A temporary name next to `file`, unique across processes and hosts sharing the folder. */
+export function tempName(file: string): string {
+  return `${file}.${os.hostname()}.${process.pid}.${++tmpCounter}.${randomBytes(3).toString('hex')}.tmp`;
+}
+
+/**
+ * Writes a file so that readers see either the old or the new content, never a part
+ * (temp file + rename). With `durable`, the data reaches the disk before the rename.
+ */
+export function writeFileAtomic(file: string, content: string | Uint8Array, durable = false): void {
+  const tmp = tempName(file);
+  try {
+    if (durable) {
+      const fd = openSync(tmp, 'w');
+      try {
+        const buf = typeof content === 'string' ? Buffer.from(content) : content;
+        for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } else writeFileSync(tmp, content);
+    renameSync(tmp, file);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* never written */ }
+    throw e;
+  }
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
-function readJson<T>(file: string): T | null {
+export function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
 }
 
-/** One run's folder: config.json, metrics.jsonl, updates.jsonl, result.json (written last). */
+/**
+ * One run's folder: config.json, metrics.jsonl, updates.jsonl, result.json (written last), and
+ * while the run is unfinished checkpoint.bin (its last checkpoint) and lock (its worker).
+ */
 export class RunFolder {
   readonly id: string;
   readonly dir: string;
@@ -48,6 +77,9 @@ export class RunFolder {
     this.dir = path.join(out, this.id);
   }
 
+  get lockFile(): string { return path.join(this.dir, 'lock'); }
+  get checkpointFile(): string { return path.join(this.dir, 'checkpoint.bin'); }
+
   result(): RunResult | null {
     return readJson<RunResult>(path.join(this.dir, 'result.json'));
   }
@@ -56,12 +88,24 @@ export class RunFolder {
     return this.result()?.status === 'done';
   }
 
-  start(provenance: Record<string, unknown>): void {
+  /**
+   * Starts the run's files. Fresh: config.json with the provenance, empty metrics. Resumed: metrics
+   * and updates so far from its checkpoint, and config.json keeps the first start's provenance
+   * with this resume appended under "resumes".
+   */
+  start(provenance: Record<string, unknown>, resumed?: { metrics: EpochMetrics[]; updates: UpdateRecord[]; step: number }): void {
     mkdirSync(this.dir, { recursive: true });
-    this.metrics = [];
-    this.updates = [];
-    writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), '');
-    writeJsonAtomic(path.join(this.dir, 'config.json'), { run_id: this.id, spec: this.spec, provenance });
+    this.metrics = (resumed?.metrics ?? []).map((m) => JSON.stringify(m));
+    this.updates = (resumed?.updates ?? []).map((u) => JSON.stringify(u));
+    writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), this.metrics.length ? this.metrics.join('\n') + '\n' : '');
+    const configFile = path.join(this.dir, 'config.json');
+    const previous = resumed ? readJson<{ run_id: string; provenance: Record<string, unknown>; resumes?: unknown[] }>(configFile) : null;
+    if (previous && previous.run_id === this.id) {
+      const resume = { step: resumed!.step, epoch: resumed!.metrics.length, ...provenance };
+      writeJsonAtomic(configFile, { ...previous, spec: this.spec, resumes: [...(previous.resumes ?? []), resume] });
+    } else {
+      writeJsonAtomic(configFile, { run_id: this.id, spec: this.spec, provenance });
+    }
   }
 
   addEpoch(m: EpochMetrics): void {
@@ -73,9 +117,31 @@ export class RunFolder {
     this.updates.push(JSON.stringify(u));
   }
 
+  /** Writes updates.jsonl and result.json (the run's end), then drops the checkpoint. */
   finish(result: RunResult): void {
     if (this.updates.length) writeFileAtomic(path.join(this.dir, 'updates.jsonl'), this.updates.join('\n') + '\n');
-    writeJsonAtomic(path.join(this.dir, 'result.json'), result);
+    writeFileAtomic(path.join(this.dir, 'result.json'), JSON.stringify(result, null, 2) + '\n', true);
+    this.dropCheckpoint();
+  }
+
+  dropCheckpoint(): void {
+    try { unlinkSync(this.checkpointFile); } catch { /* none */ }
+  }
+
+  /** Removes a previous result (before a retry). */
+  clearResult(): void {
+    try { unlinkSync(path.join(this.dir, 'result.json')); } catch { /* none */ }
+  }
+
+  /** Removes temporary files that killed writers left behind (call only while holding the run's lock). */
+  sweepTemporaries(): void {
+    let names: string[] = [];
+    try { names = readdirSync(this.dir); } catch { return; }
+    for (const n of names) {
+      if (n.endsWith('.tmp') || n.startsWith('lock.stale.')) {
+        try { unlinkSync(path.join(this.dir, n)); } catch { /* raced */ }
+      }
+    }
   }
 }
 
@@ -97,8 +163,7 @@ function resultRow(spec: RunSpec, r: RunResult): Record<string, unknown> {
   };
 }
 
-/** Rebuilds <out>/results.csv from the run folders (the folders are the source of truth). */
-export function collectResults(out: string): number {
+function writeResults(out: string): number {
   const rows: Record<string, unknown>[] = [];
   const entries = existsSync(out) ? readdirSync(out, { withFileTypes: true }) : [];
   for (const e of entries.filter((d) => d.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -109,4 +174,43 @@ export function collectResults(out: string): number {
   const csv = stringify(rows, { header: true, columns: resultColumns as unknown as string[], cast: { number: (v) => (Number.isFinite(v) ? String(v) : '') } });
   writeFileAtomic(path.join(out, 'results.csv'), csv);
   return rows.length;
+}
+
+const collectLock = { staleMs: 60_000, heartbeatMs: 0 };
+
+/**
+ * Rebuilds <out>/results.csv from the run folders (the folders are the source of truth), safely
+ * against other processes doing the same: a request is marked in <out>/.results.dirty, and the one
+ * process holding <out>/.results.lock rebuilds until no request is left, so the last rebuild
+ * always sees every result written before it was requested. With `wait` false, a process that
+ * finds the lock held leaves its request to the holder and returns -1 at once; otherwise it
+ * waits for its turn and returns the number of rows.
+ */
+export function collectResults(out: string, wait = true): number {
+  if (!existsSync(out)) throw new UserError(`${out}: no such folder`);
+  const dirty = path.join(out, '.results.dirty');
+  const lockFile = path.join(out, '.results.lock');
+  writeFileSync(dirty, '');
+  let rows = -1;
+  for (;;) {
+    let lock: Lock | null;
+    if (wait) lock = waitLock(lockFile, collectLock, 120_000);
+    else lock = tryLock(lockFile, collectLock).lock;
+    if (!lock) {
+      if (wait) throw new Error(`${lockFile}: held by another process for over 2 minutes`);
+      return rows;
+    }
+    try {
+      let force = wait && rows < 0;
+      while (force || existsSync(dirty)) {
+        force = false;
+        try { unlinkSync(dirty); } catch { /* served by an earlier holder */ }
+        rows = writeResults(out);
+      }
+    } finally {
+      lock.release();
+    }
+    // a request that arrived between our last check and the release is ours to serve
+    if (!existsSync(dirty)) return rows;
+  }
 }

@@ -1,70 +1,164 @@
-import { collectResults, RunFolder, type RunResult } from './store.js';
-import { provenance } from './provenance.js';
-import { trainRun } from './train.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import type { Sweep } from './config.js';
+import { defaultLockOptions, type LockOptions } from './lock.js';
+import { Progress, type ProgressRun } from './progress.js';
+import { shardSpecs, type Shard } from './shard.js';
+import { runId, type RunSpec } from './spec.js';
+import { collectResults, RunFolder } from './store.js';
+import { isFinished, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
 
 export interface SweepOptions {
   out: string;
   backend: string;
   dataDir?: string;
+  /** plain lines (and the live display's permanent lines) */
   log: (line: string) => void;
+  /** worker processes (default 1: in this process) */
+  jobs?: number;
+  shard?: Shard | null;
+  retryFailed?: boolean;
+  lock?: LockOptions;
+  checkpointSeconds?: number;
+  /** live display: a TTY stream to redraw on (default: none, plain lines) */
+  tty?: { write: (s: string) => void; columns: () => number } | null;
+  /** install SIGINT/SIGTERM handlers (the CLI does): finish the step, checkpoint, stop */
+  handleSignals?: boolean;
 }
 
 export interface SweepOutcome {
+  /** runs in this invocation's grid (its shard) */
   total: number;
+  /** finished before (done, diverged; failed unless retried) */
   skipped: number;
   done: number;
   diverged: number;
   failed: number;
+  /** runs stopped at a checkpoint by a signal */
+  interrupted: number;
+  /** runs whose lock another worker took over */
+  lost: number;
+  /** runs left to other live workers */
+  busy: number;
+  /** the signal that stopped the sweep, if one did */
+  signal: NodeJS.Signals | null;
+  /** worker processes that died without reporting */
+  crashed: number;
 }
 
-function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+function label(spec: RunSpec, id: string): string {
+  const extra = spec.method.sampler ? `(${spec.method.sampler})` : '';
+  return `${spec.method.name}${extra} s=${spec.sparsity.target} w=${spec.model.width ?? 1} seed=${spec.seed} [${id}]`;
 }
 
-function label(f: RunFolder): string {
-  const s = f.spec;
-  const extra = s.method.sampler ? `(${s.method.sampler})` : '';
-  return `${s.method.name}${extra} s=${s.sparsity.target} w=${s.model.width ?? 1} seed=${s.seed} [${f.id}]`;
+function epochsOf(spec: RunSpec): number {
+  return spec.smoke ? Math.min(2, spec.training.epochs) : spec.training.epochs;
 }
 
-/** Runs every unfinished run of a sweep in this process, one after another. */
+const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+/**
+ * Runs every unfinished run of a sweep (or of its shard): in this process (jobs 1) or in `jobs`
+ * worker processes that claim runs through per-run locks, so any number of invocations, here or
+ * on other machines sharing the output folder, can work on it at once.
+ */
 export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutcome> {
-  const folders = sweep.specs.map((spec) => new RunFolder(o.out, spec));
-  const todo = folders.filter((f) => !f.isDone());
-  const outcome: SweepOutcome = { total: folders.length, skipped: folders.length - todo.length, done: 0, diverged: 0, failed: 0 };
-  if (outcome.skipped) o.log(`${outcome.skipped} of ${folders.length} runs already done in ${o.out}`);
-  const started = performance.now();
-  let epochsDone = 0;
-  const epochsTotal = todo.reduce((s, f) => s + (f.spec.smoke ? Math.min(2, f.spec.training.epochs) : f.spec.training.epochs), 0);
-  for (const [i, f] of todo.entries()) {
-    const prefix = `[${i + 1}/${todo.length}] ${label(f)}`;
-    o.log(`${prefix} started`);
-    f.start(provenance(o.backend));
-    let result: RunResult;
-    try {
-      const summary = await trainRun(f.spec, { dataDir: o.dataDir }, {
-        onEpoch: (m) => {
-          f.addEpoch(m);
-          epochsDone++;
-          const elapsed = (performance.now() - started) / 1000;
-          const eta = (elapsed / epochsDone) * (epochsTotal - epochsDone);
-          o.log(`${prefix} epoch ${m.epoch}/${f.spec.training.epochs} loss ${m.train_loss.toFixed(4)} test_acc ${m.test_accuracy.toFixed(4)} | sweep ETA ${formatSeconds(eta)}`);
-        },
-        onUpdate: (u) => f.addUpdate(u),
-      });
-      result = { run_id: f.id, ...summary, backend: o.backend, finished: new Date().toISOString() };
-    } catch (e) {
-      result = { run_id: f.id, status: 'failed', error: (e as Error).message, backend: o.backend, finished: new Date().toISOString() };
-    }
-    f.finish(result);
-    outcome[result.status]++;
-    const acc = result.test_accuracy !== undefined ? ` test_acc ${result.test_accuracy.toFixed(4)}` : '';
-    o.log(`${prefix} ${result.status}${acc}${result.error ? `: ${result.error}` : ''} (${(result.wall_s ?? 0).toFixed(1)}s)`);
-    collectResults(o.out);
+  const startedAt = new Date().toISOString();
+  const specs = shardSpecs(sweep.specs, o.shard ?? null);
+  const retry = { retryFailed: o.retryFailed ?? false, startedAt };
+  const results = specs.map((spec) => new RunFolder(o.out, spec).result());
+  const todo = specs.filter((_, i) => !isFinished(results[i], retry));
+  const failedKept = results.filter((r) => r?.status === 'failed').length;
+  const outcome: SweepOutcome = {
+    total: specs.length, skipped: specs.length - todo.length, done: 0, diverged: 0, failed: 0,
+    interrupted: 0, lost: 0, busy: 0, signal: null, crashed: 0,
+  };
+  if (outcome.skipped) {
+    const failedNote = !retry.retryFailed && failedKept ? ` (${failedKept} failed; --retry-failed reruns them)` : '';
+    o.log(`${outcome.skipped} of ${specs.length} runs already done in ${o.out}${failedNote}`);
   }
+  mkdirSync(o.out, { recursive: true });
+  const jobs = Math.max(1, Math.min(o.jobs ?? 1, todo.length));
+  const progressRuns: ProgressRun[] = todo.map((spec) => ({ id: runId(spec), label: label(spec, runId(spec)), epochs: epochsOf(spec) }));
+  const progress = new Progress(progressRuns, {
+    total: specs.length, alreadyDone: outcome.skipped, tty: !!o.tty, workers: jobs,
+    write: o.tty ? o.tty.write : (s) => o.log(s.replace(/\n$/, '')),
+    columns: o.tty?.columns,
+  });
+  // runs held by workers of other invocations (a sibling worker of ours holding one is no news)
+  const busy = new Set<string>();
+  const handled = new Set<string>();
+  const host = os.hostname();
+  const tally = (worker: number, e: Parameters<Progress['event']>[1]) => {
+    if (e.type === 'busy') {
+      if (e.host === host && children.some((c) => c.pid === e.pid)) return;
+      if (!handled.has(e.id)) busy.add(e.id);
+    }
+    if (e.type === 'start' || e.type === 'end') { handled.add(e.id); busy.delete(e.id); }
+    progress.event(worker, e);
+  };
+
+  let stopping: NodeJS.Signals | null = null;
+  let children: ChildProcess[] = [];
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      // a second signal: stop now; locks of killed workers go stale, checkpoints stay intact
+      for (const c of children) c.kill('SIGKILL');
+      process.stderr.write(`sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run again to resume\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    stopping = sig;
+    progress.log(`${sig}: finishing the current step of each run, then checkpointing (${sig} again to stop at once)`);
+    for (const c of children) {
+      if (c.connected) c.send({ type: 'stop' } satisfies ToWorker);
+    }
+  };
+  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+  if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
+
+  const options: Omit<WorkOptions, 'stop' | 'emit'> = {
+    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry,
+    lock: o.lock ?? defaultLockOptions, checkpointSeconds: o.checkpointSeconds,
+  };
+  const add = (counts: Record<RunOutcome, number>) => {
+    for (const k of Object.keys(counts) as RunOutcome[]) outcome[k] += counts[k];
+  };
+  try {
+    if (todo.length === 0) {
+      // nothing to do
+    } else if (jobs === 1) {
+      add(await workLoop(todo, { ...options, stop: () => stopping !== null, emit: (e) => tally(1, e) }));
+    } else {
+      children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced' }));
+      await Promise.all(children.map((child, i) => new Promise<void>((resolve) => {
+        let reported = false;
+        for (const stream of [child.stdout, child.stderr]) {
+          if (stream) createInterface({ input: stream }).on('line', (line) => progress.log(`[w${i + 1}] ${line}`));
+        }
+        child.on('message', (m: FromWorker) => {
+          if (m.type === 'event') tally(i + 1, m.e);
+          else if (m.type === 'exit') { reported = true; add(m.counts); }
+        });
+        child.on('exit', (code, signal) => {
+          if (!reported && !stopping) {
+            outcome.crashed++;
+            progress.log(`worker ${i + 1} exited unexpectedly (${signal ?? `code ${code}`}); its run stays resumable`);
+          }
+          resolve();
+        });
+        child.send({ type: 'init', specs: todo, options } satisfies ToWorker);
+        if (stopping) child.send({ type: 'stop' } satisfies ToWorker);
+      })));
+    }
+  } finally {
+    if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+    progress.close();
+  }
+  outcome.busy = busy.size;
+  outcome.signal = stopping;
   collectResults(o.out);
   return outcome;
 }

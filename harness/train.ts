@@ -4,6 +4,7 @@ import type { ScheduleContext, UpdateContext, UpdateReport } from '../methods/ty
 import { getModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
 import { buildSparseLayers, initialDensity } from '../models/sparse/index.js';
+import type { LayerState } from '../models/sparse/types.js';
 import { batchOrder, featureSize, gather, loadDataset, samplesPerClass, slicePerClass, type Dataset, type Split } from './data/index.js';
 import { median, peakRssMb, stepFlops } from './meters.js';
 import { Rng } from './rng.js';
@@ -128,18 +129,106 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   return { spec, data, model: entry.build(spec.model, data, layers), train, test };
 }
 
-/** Trains one run to the end and returns its summary; the model is disposed afterwards. */
-export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events: RunEvents = {}): Promise<RunSummary> {
+/** Arrays of one model tensor that no sparse layer owns (e.g. a batch-norm scale), by name. */
+export interface NamedArrays {
+  name: string;
+  shape: number[];
+  value: Float32Array;
+  /** the SGD momentum buffer (absent for non-trainable buffers) */
+  velocity?: Float32Array;
+}
+
+/** Where a checkpoint taken inside an epoch stands in that epoch. */
+export interface PartialEpoch {
+  /** batches of this epoch already trained */
+  batch: number;
+  /** the data stream's state before this epoch's batch order was drawn */
+  orderRng: number[];
+  lossSum: number;
+  correct: number;
+  seen: number;
+  lr: number;
+}
+
+/** Everything a run needs to go on exactly as if it had never stopped. */
+export interface TrainState {
+  /** training steps done */
+  step: number;
+  /** epochs completed (evaluated and reported) */
+  epoch: number;
+  /** set when the checkpoint was taken inside epoch `epoch + 1` */
+  partial: PartialEpoch | null;
+  rng: { data: number[]; method: number[]; probe: number[] };
+  /** every sparse layer's saveState(), in model order */
+  layers: LayerState[];
+  /** model params (and buffers) no layer owns */
+  params: NamedArrays[];
+  metrics: EpochMetrics[];
+  updates: UpdateRecord[];
+  counters: { trainFlops: number; denseFlops: number; stepTimes: number[]; updateTimes: number[]; elapsedS: number };
+}
+
+/** How a caller steers a run: resume from a state, receive checkpoints, ask it to stop. */
+export interface RunControl {
+  /** continue from this state instead of the start */
+  resume?: TrainState | null;
+  /** receives a checkpoint at the end of every epoch but the last, every `checkpointSeconds` inside long epochs, and before stopping */
+  onCheckpoint?(s: TrainState): void;
+  /** also checkpoint inside an epoch when this much time passed since the last one (default 600; 0: only at epoch ends) */
+  checkpointSeconds?: number;
+  /** polled after every step: when true, the run checkpoints and throws RunInterrupted */
+  shouldStop?(): boolean;
+}
+
+/** Thrown by trainRun when RunControl.shouldStop asked it to stop (after a checkpoint). */
+export class RunInterrupted extends Error {
+  constructor(readonly step: number, readonly epoch: number) {
+    super(`interrupted at step ${step} (epoch ${epoch})`);
+    this.name = 'RunInterrupted';
+  }
+}
+
+/** Optional model extension: tensors that are state but not params (e.g. batch-norm running statistics). */
+interface WithBuffers { buffers?(): { name: string; value: tf.Variable }[] }
+
+/** Trains one run to the end (or, under `control`, from a checkpoint) and returns its summary; the model is disposed afterwards. */
+export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events: RunEvents = {}, control: RunControl = {}): Promise<RunSummary> {
   const started = performance.now();
   const { data, model, train, test } = prepareRun(spec, env);
   try {
-    return await trainPrepared(spec, data, model, train, test, started, events);
+    return await trainPrepared(spec, data, model, train, test, started, events, control);
   } finally {
     model.dispose();
   }
 }
 
-async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents): Promise<RunSummary> {
+/** The params and buffers of a model that its sparse layers do not own. */
+function extraTensors(model: Model): { name: string; value: tf.Variable; velocity?: tf.Variable }[] {
+  const owned = new Set(model.layers.flatMap((l) => l.params().map((p) => p.value)));
+  const extra: { name: string; value: tf.Variable; velocity?: tf.Variable }[] = model.params()
+    .filter((p) => !owned.has(p.value))
+    .map((p) => ({ name: p.name, value: p.value, velocity: p.velocity }));
+  const buffers = (model as Model & WithBuffers).buffers?.() ?? [];
+  for (const b of buffers) extra.push({ name: `buffer:${b.name}`, value: b.value });
+  return extra;
+}
+
+function restoreModel(model: Model, s: TrainState): void {
+  if (s.layers.length !== model.layers.length) throw new Error(`checkpoint has ${s.layers.length} layers, the model ${model.layers.length}`);
+  model.layers.forEach((l, i) => l.loadState(s.layers[i]));
+  const saved = new Map(s.params.map((p) => [p.name, p]));
+  for (const t of extraTensors(model)) {
+    const p = saved.get(t.name);
+    if (!p) throw new Error(`checkpoint lacks model tensor ${t.name}`);
+    if (p.value.length !== t.value.size) throw new Error(`checkpoint tensor ${t.name} has ${p.value.length} values, the model ${t.value.size}`);
+    tf.tidy(() => {
+      t.value.assign(tf.tensor(p.value, t.value.shape, t.value.dtype));
+      if (t.velocity && p.velocity) t.velocity.assign(tf.tensor(p.velocity, t.velocity.shape, t.velocity.dtype));
+    });
+  }
+}
+
+async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents, control: RunControl): Promise<RunSummary> {
   const rng = new Rng(spec.seed);
   const dataRng = rng.fork('data');
   const methodRng = rng.fork('method');
@@ -151,7 +240,33 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
   const stepsPerEpoch = Math.ceil(train.n / t.batchSize);
   const totalSteps = t.maxSteps > 0 ? Math.min(t.maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
   const fs = featureSize(data.inputShape);
-  const trainable = model.params().map((p) => p.value);
+
+  const metrics: EpochMetrics[] = [];
+  const updates: UpdateRecord[] = [];
+  let stepTimes: number[] = [];
+  let updateTimes: number[] = [];
+  let trainFlops = 0;
+  let denseFlops = 0;
+  let step = 0;
+  let firstEpoch = 1;
+  let diverged: number | undefined;
+  const resume = control.resume ?? null;
+  if (resume) {
+    restoreModel(model, resume);
+    dataRng.setState(resume.rng.data);
+    methodRng.setState(resume.rng.method);
+    probeRng.setState(resume.rng.probe);
+    metrics.push(...resume.metrics);
+    updates.push(...resume.updates);
+    stepTimes = [...resume.counters.stepTimes];
+    updateTimes = [...resume.counters.updateTimes];
+    trainFlops = resume.counters.trainFlops;
+    denseFlops = resume.counters.denseFlops;
+    step = resume.step;
+    firstEpoch = resume.epoch + 1;
+    started = performance.now() - resume.counters.elapsedS * 1000;
+  }
+  let trainable = model.params().map((p) => p.value);
 
   const probe = () => {
     const idx = samplesPerClass(train, data.classes, schedule!.samplesPerClass, probeRng);
@@ -166,20 +281,53 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
     }
   };
 
-  const metrics: EpochMetrics[] = [];
-  const stepTimes: number[] = [];
-  const updateTimes: number[] = [];
-  let trainFlops = 0;
-  let denseFlops = 0;
-  let step = 0;
-  let diverged: number | undefined;
+  const snapshot = (epochsDone: number, partial: PartialEpoch | null): TrainState => ({
+    step,
+    epoch: epochsDone,
+    partial,
+    rng: { data: dataRng.state(), method: methodRng.state(), probe: probeRng.state() },
+    layers: model.layers.map((l) => l.saveState()),
+    params: extraTensors(model).map((x) => ({
+      name: x.name,
+      shape: [...x.value.shape],
+      value: x.value.dataSync().slice() as Float32Array,
+      ...(x.velocity ? { velocity: x.velocity.dataSync().slice() as Float32Array } : {}),
+    })),
+    metrics: [...metrics],
+    updates: [...updates],
+    counters: { trainFlops, denseFlops, stepTimes: [...stepTimes], updateTimes: [...updateTimes], elapsedS: (performance.now() - started) / 1000 },
+  });
+  const checkpointMs = (control.checkpointSeconds ?? 600) * 1000;
+  let lastCheckpoint = performance.now();
+  let lastYield = performance.now();
+  const checkpoint = (epochsDone: number, partial: PartialEpoch | null) => {
+    if (!control.onCheckpoint) return;
+    control.onCheckpoint(snapshot(epochsDone, partial));
+    lastCheckpoint = performance.now();
+  };
 
-  for (let epoch = 1; epoch <= epochs && step < totalSteps && diverged === undefined; epoch++) {
+  for (let epoch = firstEpoch; epoch <= epochs && step < totalSteps && diverged === undefined; epoch++) {
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
     let lr = 0;
-    for (const idx of batchOrder(train.n, t.batchSize, dataRng)) {
+    let first = 0;
+    let orderRng = dataRng.state();
+    let order: Int32Array[];
+    const part = resume?.partial && epoch === firstEpoch ? resume.partial : null;
+    if (part) {
+      // the same batch order as before the stop, then the stream where it was
+      orderRng = part.orderRng;
+      dataRng.setState(part.orderRng);
+      order = batchOrder(train.n, t.batchSize, dataRng);
+      dataRng.setState(resume!.rng.data);
+      ({ lossSum, correct, seen, lr } = part);
+      first = part.batch;
+    } else {
+      order = batchOrder(train.n, t.batchSize, dataRng);
+    }
+    for (let b = first; b < order.length; b++) {
+      const idx = order[b];
       if (step >= totalSteps) break;
       const ctx: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
       if (method.updates && method.updatesAt(ctx, spec.method)) {
@@ -187,12 +335,15 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
         const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe };
         const report = method.update(uctx, spec.method);
         model.layers.forEach((l) => l.clearProbe());
+        trainable = model.params().map((p) => p.value);
         const ms = performance.now() - t0;
         updateTimes.push(ms);
         trainFlops += report.flops;
         const density: Record<string, number> = {};
         for (const l of model.layers) density[l.name] = l.activeCount() / (l.rows * l.cols);
-        events.onUpdate?.({ step, ...report, active: model.layers.reduce((s, l) => s + l.activeCount(), 0), density, ms });
+        const record: UpdateRecord = { step, ...report, active: model.layers.reduce((s, l) => s + l.activeCount(), 0), density, ms };
+        updates.push(record);
+        events.onUpdate?.(record);
       }
       const t0 = performance.now();
       const batch = gather(train, fs, idx);
@@ -220,6 +371,16 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
       correct += hits;
       seen += idx.length;
       events.onStep?.(step, totalSteps, loss);
+      // let signals, timers and messages in now and then; a step ends at a consistent state
+      if (performance.now() - lastYield > 25) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
+      const stop = control.shouldStop?.() ?? false;
+      if (stop || (checkpointMs > 0 && performance.now() - lastCheckpoint > checkpointMs)) {
+        checkpoint(epoch - 1, { batch: b + 1, orderRng, lossSum, correct, seen, lr });
+        if (stop) throw new RunInterrupted(step, epoch - 1);
+      }
     }
     if (diverged !== undefined) break;
     const ev = evaluate(model, data, test, t.evalBatchSize);
@@ -235,6 +396,11 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
     metrics.push(m);
     events.onEpoch?.(m);
     await new Promise((r) => setImmediate(r));
+    lastYield = performance.now();
+    if (epoch < epochs && step < totalSteps) {
+      checkpoint(epoch, null);
+      if (control.shouldStop?.()) throw new RunInterrupted(step, epoch);
+    }
   }
 
   const last = metrics[metrics.length - 1];

@@ -1,0 +1,197 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { defaultLockOptions, LockLost, tryLock, type Lock, type LockOptions } from './lock.js';
+import type { WorkerEvent } from './progress.js';
+import { provenance } from './provenance.js';
+import type { RunSpec } from './spec.js';
+import { collectResults, RunFolder, type RunResult } from './store.js';
+import { RunInterrupted, trainRun, type TrainState } from './train.js';
+
+export interface WorkOptions {
+  out: string;
+  backend: string;
+  dataDir?: string;
+  /** rerun runs whose result is `failed` (recorded before `startedAt`) */
+  retryFailed: boolean;
+  /** ISO time this invocation started: failures recorded after it are not retried again */
+  startedAt: string;
+  lock: LockOptions;
+  /** checkpoint inside long epochs after this many seconds (default 600) */
+  checkpointSeconds?: number;
+  /** polled often: true asks the worker to checkpoint its run and return */
+  stop: () => boolean;
+  emit: (e: WorkerEvent) => void;
+}
+
+/** Testing hook: SPARSEBENCH_STEP_DELAY_MS slows every training step (so tests can stop a sweep mid-run); results are unchanged. */
+const stepDelayMs = Number(process.env.SPARSEBENCH_STEP_DELAY_MS) || 0;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+export type RunOutcome = 'done' | 'diverged' | 'failed' | 'interrupted' | 'lost';
+
+/** Whether a run folder's result means the run needs nothing more. */
+export function isFinished(r: RunResult | null, o: Pick<WorkOptions, 'retryFailed' | 'startedAt'>): boolean {
+  if (!r) return false;
+  if (r.status === 'failed') return !(o.retryFailed && r.finished < o.startedAt);
+  return true;
+}
+
+/** Trains one run whose lock we hold: from its checkpoint when it has one, to its result. */
+export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, tookOver?: string): Promise<RunOutcome> {
+  folder.sweepTemporaries();
+  let resume: TrainState | null = null;
+  try {
+    resume = readCheckpoint(folder.checkpointFile, folder.id);
+  } catch (e) {
+    if (!(e instanceof CheckpointError)) throw e;
+    o.emit({ type: 'note', text: `${e.message}; starting run ${folder.id} over` });
+    folder.dropCheckpoint();
+  }
+  const id = folder.id;
+  let lastStep = 0;
+  let stepAt = 0;
+  try {
+    lock.assertHeld();
+    folder.start(provenance(o.backend), resume ? { metrics: resume.metrics, updates: resume.updates, step: resume.step } : undefined);
+    o.emit({ type: 'start', id, ...(resume ? { resumed: { epoch: resume.epoch, step: resume.step } } : {}), ...(tookOver ? { tookOver } : {}) });
+    const summary = await trainRun(folder.spec, { dataDir: o.dataDir }, {
+      onEpoch: (m) => {
+        lock.assertHeld();
+        folder.addEpoch(m);
+        o.emit({ type: 'epoch', id, m });
+      },
+      onUpdate: (u) => folder.addUpdate(u),
+      onStep: (step, total, loss) => {
+        lastStep = step;
+        if (stepDelayMs > 0) Atomics.wait(sleeper, 0, 0, stepDelayMs);
+        const now = performance.now();
+        if (now - stepAt > 250) { stepAt = now; o.emit({ type: 'step', id, step, total, loss }); }
+      },
+    }, {
+      resume,
+      checkpointSeconds: o.checkpointSeconds,
+      onCheckpoint: (s) => {
+        lock.assertHeld();
+        writeCheckpoint(folder.checkpointFile, id, s);
+      },
+      shouldStop: () => o.stop() || lock.isLost(),
+    });
+    const result: RunResult = { run_id: id, ...summary, backend: o.backend, finished: new Date().toISOString() };
+    lock.assertHeld();
+    folder.finish(result);
+    o.emit({ type: 'end', id, status: result.status, test_accuracy: result.test_accuracy, wall_s: result.wall_s, diverged_step: result.diverged_step });
+    return result.status;
+  } catch (e) {
+    if (e instanceof LockLost || lock.isLost()) {
+      o.emit({ type: 'end', id, status: 'lost', step: lastStep });
+      return 'lost';
+    }
+    if (e instanceof RunInterrupted) {
+      o.emit({ type: 'end', id, status: 'interrupted', step: e.step });
+      return 'interrupted';
+    }
+    const message = (e as Error).message?.split('\n')[0] || String(e);
+    const result: RunResult = { run_id: id, status: 'failed', error: message, backend: o.backend, finished: new Date().toISOString() };
+    try {
+      lock.assertHeld();
+      folder.finish(result);
+    } catch (e2) {
+      if (e2 instanceof LockLost) { o.emit({ type: 'end', id, status: 'lost', step: lastStep }); return 'lost'; }
+      throw e2;
+    }
+    o.emit({ type: 'end', id, status: 'failed', error: message });
+    return 'failed';
+  }
+}
+
+/**
+ * Works through `specs` in order: each run that is not finished and whose lock it gets, it
+ * trains (resuming from a checkpoint) and then refreshes results.csv. Runs locked by live
+ * workers are left to them. Passes repeat while they find work (a lock may go stale meanwhile).
+ */
+export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record<RunOutcome, number>> {
+  const counts: Record<RunOutcome, number> = { done: 0, diverged: 0, failed: 0, interrupted: 0, lost: 0 };
+  const busyReported = new Set<string>();
+  let claimed = true;
+  while (claimed && !o.stop()) {
+    claimed = false;
+    for (const spec of specs) {
+      if (o.stop()) break;
+      const folder = new RunFolder(o.out, spec);
+      const before = folder.result();
+      if (isFinished(before, o) && !(before && existsSync(folder.checkpointFile))) continue;
+      mkdirSync(folder.dir, { recursive: true });
+      const attempt = tryLock(folder.lockFile, o.lock);
+      if (!attempt.lock) {
+        if (!busyReported.has(folder.id)) {
+          busyReported.add(folder.id);
+          const h = attempt.holder?.info;
+          o.emit({ type: 'busy', id: folder.id, holder: h ? `${h.host} pid ${h.pid}` : 'another worker', ...(h ? { host: h.host, pid: h.pid } : {}) });
+        }
+        continue;
+      }
+      const lock = attempt.lock;
+      let outcome: RunOutcome | null = null;
+      try {
+        const r = folder.result(); // again, under the lock
+        if (isFinished(r, o)) {
+          folder.dropCheckpoint(); // left over by a worker killed between its result and this clean-up
+          continue;
+        }
+        if (r?.status === 'failed') folder.clearResult();
+        claimed = true;
+        outcome = await executeRun(folder, lock, o, attempt.tookOver);
+        counts[outcome]++;
+      } finally {
+        lock.release();
+      }
+      if (outcome === 'done' || outcome === 'diverged' || outcome === 'failed') collectResults(o.out, false);
+    }
+  }
+  return counts;
+}
+
+/** Messages between a sweep and its worker processes. */
+export type ToWorker = { type: 'init'; specs: RunSpec[]; options: Omit<WorkOptions, 'stop' | 'emit'> } | { type: 'stop' };
+export type FromWorker = { type: 'event'; e: WorkerEvent } | { type: 'exit'; counts: Record<RunOutcome, number> };
+
+/** Entry of a worker process (forked by runSweep with an IPC channel). */
+async function childMain(): Promise<void> {
+  let stopping = false;
+  const stop = (hard: number) => {
+    if (stopping) process.exit(hard);
+    stopping = true;
+  };
+  process.on('SIGINT', () => stop(130));
+  process.on('SIGTERM', () => stop(143));
+  // the sweep process is gone (killed): checkpoint and leave
+  process.on('disconnect', () => { stopping = true; });
+  const send = (m: FromWorker) => {
+    if (!process.connected) return;
+    try { process.send!(m); } catch { /* parent gone */ }
+  };
+  const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
+    process.on('message', (m: ToWorker) => {
+      if (m.type === 'init') resolve(m);
+      else if (m.type === 'stop') stopping = true;
+    });
+  });
+  const { selectBackend } = await import('./backend.js');
+  await selectBackend(init.options.backend as 'cpu');
+  const counts = await workLoop(init.specs, {
+    ...init.options,
+    lock: init.options.lock ?? defaultLockOptions,
+    stop: () => stopping,
+    emit: (e) => send({ type: 'event', e }),
+  });
+  send({ type: 'exit', counts });
+  if (process.connected) process.disconnect();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.send) {
+  childMain().catch((e) => {
+    process.stderr.write(`sparsebench worker: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { sweepFromConfig } from '../harness/config.js';
+import { UserError } from '../harness/errors.js';
+import { Progress } from '../harness/progress.js';
+import { resolveShard, shardSpecs, parseShard } from '../harness/shard.js';
+import { runId, type RunSpec } from '../harness/spec.js';
+import { csvRows, gridConfig, runCliAsync, tmpDir } from './sweep-util.js';
+import { buildCli } from '../harness/cli.js';
+import { statusText, sweepStatus } from '../harness/commands/status.js';
+import { slurmScript } from '../harness/commands/slurm.js';
+
+function gridOf(file: string): RunSpec[] {
+  return sweepFromConfig(JSON.parse(readFileSync(file, 'utf8')), file, true).specs;
+}
+
+test('shards i/n cut the sorted run ids into n disjoint slices that cover the grid, whatever the grid order', () => {
+  const specs = gridOf(gridConfig(tmpDir('shard'), 10));
+  const all = specs.map(runId).sort();
+  for (const n of [1, 3, 4, 10]) {
+    const parts = Array.from({ length: n }, (_, i) => shardSpecs(specs, parseShard(`${i + 1}/${n}`)).map(runId));
+    assert.deepEqual(parts.flat().sort(), all, `${n} shards cover the grid exactly`);
+    const sizes = parts.map((p) => p.length);
+    assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `balanced: ${sizes}`);
+    const reversed = Array.from({ length: n }, (_, i) => shardSpecs([...specs].reverse(), parseShard(`${i + 1}/${n}`)).map(runId).sort());
+    assert.deepEqual(reversed, parts.map((p) => [...p].sort()), 'stable under the grid order');
+  }
+});
+
+test('the shard comes from --shard, SLURM array variables or a Kubernetes completion index', () => {
+  assert.deepEqual(resolveShard({}, {}), null);
+  assert.equal(resolveShard({ shard: '2/3' }, { SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_TASK_COUNT: '3' })!.index, 2, '--shard wins');
+  const slurm = resolveShard({}, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '3' })!;
+  assert.deepEqual([slurm.index, slurm.count], [3, 3]);
+  const offset = resolveShard({}, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '5', SLURM_ARRAY_TASK_COUNT: '4' })!;
+  assert.deepEqual([offset.index, offset.count], [1, 4]);
+  const k8s = resolveShard({}, { JOB_COMPLETION_INDEX: '0', SPARSEBENCH_SHARDS: '3' })!;
+  assert.deepEqual([k8s.index, k8s.count], [1, 3]);
+  const flag = resolveShard({ shards: 5 }, { JOB_COMPLETION_INDEX: '4' })!;
+  assert.deepEqual([flag.index, flag.count], [5, 5]);
+  assert.throws(() => resolveShard({}, { JOB_COMPLETION_INDEX: '1' }), /SPARSEBENCH_SHARDS/);
+  assert.throws(() => resolveShard({}, { JOB_COMPLETION_INDEX: '3', SPARSEBENCH_SHARDS: '3' }), UserError);
+  for (const bad of ['0/3', '4/3', '1/0', 'two/3', '1']) assert.throws(() => parseShard(bad), UserError, bad);
+});
+
+test('three shards run at once (--shard, SLURM, Kubernetes) on one folder cover the grid exactly once', async () => {
+  const dir = tmpDir('shard-cli');
+  const config = gridConfig(dir, 5);
+  const out = path.join(dir, 'out');
+  const specs = gridOf(config);
+  const common = ['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1'];
+  const [a, b, c] = await Promise.all([
+    runCliAsync([...common, '--shard', '1/3']),
+    runCliAsync(common, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '3' }),
+    runCliAsync(common, { JOB_COMPLETION_INDEX: '2', SPARSEBENCH_SHARDS: '3' }),
+  ]);
+  const started = (s: string) => [...s.matchAll(/\[([0-9a-f]{12})\] started/g)].map((m) => m[1]).sort();
+  [a, b, c].forEach((r, i) => {
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`shard ${i + 1}/3`));
+    assert.deepEqual(started(r.stdout), shardSpecs(specs, parseShard(`${i + 1}/3`)).map(runId).sort());
+    assert.doesNotMatch(r.stdout, /\x1b/, 'no control codes off a TTY');
+  });
+  assert.deepEqual(csvRows(out).map((r) => r.run_id).sort(), specs.map(runId).sort(), 'results.csv: the whole grid, once each');
+});
+
+test('a diverging run is marked diverged with its step, an exception marks a run failed with its message; the rest complete; --retry-failed reruns only failed runs; status shows them', async () => {
+  const dir = tmpDir('fail');
+  const config = gridConfig(dir, 1, {
+    // lr 1e6 diverges; cifar10 without --data-dir throws while loading
+    grid: { 'training.lr': [0.05, 1e6], dataset: [{ name: 'synthetic', features: 32, classes: 4, trainSamples: 256, testSamples: 128, seed: 3 }, 'cifar10'] },
+  });
+  const out = path.join(dir, 'out');
+  const args = ['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1'];
+  const r = await runCliAsync(args);
+  assert.equal(r.code, 1, 'failed runs make the exit code 1');
+  assert.match(r.stdout, /finished: 1 done, 1 diverged, 2 failed, 0 skipped/);
+  const rows = csvRows(out);
+  assert.equal(rows.length, 4);
+  const byStatus = (s: string) => rows.filter((row) => row.status === s);
+  assert.equal(byStatus('done').length, 1);
+  assert.equal(byStatus('diverged').length, 1);
+  assert.equal(byStatus('failed').length, 2);
+  const diverged = JSON.parse(readFileSync(path.join(out, byStatus('diverged')[0].run_id, 'result.json'), 'utf8'));
+  assert.ok(Number.isInteger(diverged.diverged_step) && diverged.diverged_step >= 1, `diverged_step ${diverged.diverged_step}`);
+  const failed = JSON.parse(readFileSync(path.join(out, byStatus('failed')[0].run_id, 'result.json'), 'utf8'));
+  assert.match(failed.error, /cifar10 needs --data-dir/);
+
+  const skip = await runCliAsync(args);
+  assert.match(skip.stdout, /4 of 4 runs already done in .* \(2 failed; --retry-failed reruns them\)/);
+  assert.doesNotMatch(skip.stdout, /started/);
+
+  const retry = await runCliAsync([...args, '--retry-failed']);
+  assert.equal(retry.code, 1);
+  const again = [...retry.stdout.matchAll(/\[([0-9a-f]{12})\] started/g)].map((m) => m[1]).sort();
+  assert.deepEqual(again, byStatus('failed').map((row) => row.run_id).sort(), 'only the failed runs rerun');
+  assert.equal(csvRows(out).length, 4);
+
+  // status: the grid given two more seeds has 4 runs without a folder (pending)
+  const s = await runCliAsync(['status', out, '--config', config, '--set', 'grid.seed=[0,1]']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /8 runs \(8 in .*\): 1 done, 0 running, 2 failed, 1 diverged, 4 pending/);
+  assert.match(s.stdout, /failed .*dataset cifar10 needs --data-dir/);
+  assert.match(s.stdout, /diverged .*loss not finite at step \d+/);
+  assert.match(s.stdout, /pending .*0\/2 .*not started/);
+  const bare = statusText(out, sweepStatus(out, null, 60_000), '');
+  assert.match(bare, /4 runs: 1 done, 0 running, 2 failed, 1 diverged, 0 pending/);
+  await assert.rejects(async () => buildCli(['status', path.join(dir, 'nope')]).parseAsync(), /no such folder/);
+});
+
+test('slurm prints an sbatch array script: one array task per shard, the run command with its options', async () => {
+  const dir = tmpDir('slurm');
+  const config = gridConfig(dir, 5);
+  const r = await runCliAsync(['slurm', config, '--partition', 'cpu', '--time', '02:00:00', '--cpus', '2', '--set', 'training.lr=0.1', '--out', path.join(dir, 'o')]);
+  assert.equal(r.code, 0, r.stderr);
+  const s = r.stdout;
+  assert.match(s, /^#!\/bin\/bash\n/);
+  assert.match(s, /#SBATCH --array=0-2\n/, '5 runs / 2 cpus = 3 tasks');
+  assert.match(s, /#SBATCH --partition=cpu\n/);
+  assert.match(s, /#SBATCH --time=02:00:00\n/);
+  assert.match(s, /#SBATCH --cpus-per-task=2\n/);
+  assert.match(s, /#SBATCH --signal=B:TERM@120\n/);
+  assert.match(s, /sparsebench\.js run \S+grid\.json --out \S+\/o --backend auto --set training\.lr=0\.1 --jobs "\$\{SLURM_CPUS_PER_TASK:-2\}"\n$/);
+  const e = await runCliAsync(['slurm', config, '--shards', '6']);
+  assert.equal(e.code, 2);
+  assert.equal(e.stderr.trim(), 'sparsebench: --shards 6: more than the 5 runs of the grid');
+  for (const bad of [['--time', 'soon'], ['--cpus', '0']]) await assert.rejects(async () => buildCli(['slurm', config, ...bad]).parseAsync(), UserError, bad.join(' '));
+  const script = slurmScript({ config: '/c.json', runs: 9, name: 'x', out: '/o ut', shards: 3, cpus: 4, sets: ["grid.seed=[0,1]"], smoke: true, backend: 'wasm', retryFailed: true, node: 'node', cwd: '/p' });
+  assert.match(script, /#SBATCH --array=0-2\n/);
+  assert.match(script, /run \/c\.json --out '\/o ut' --backend wasm --set 'grid\.seed=\[0,1\]' --smoke --retry-failed --jobs/);
+  assert.doesNotMatch(script, /--partition|--time/);
+});
+
+test('progress: plain lines off a TTY, a block redrawn in place on one', async () => {
+  const runs = [{ id: 'aaaaaaaaaaaa', label: 'static [aaaaaaaaaaaa]', epochs: 2 }];
+  const plain: string[] = [];
+  const p = new Progress(runs, { total: 3, alreadyDone: 2, tty: false, workers: 1, write: (s) => plain.push(s) });
+  p.event(1, { type: 'start', id: 'aaaaaaaaaaaa' });
+  p.event(1, { type: 'step', id: 'aaaaaaaaaaaa', step: 1, total: 4, loss: 1 });
+  p.event(1, { type: 'epoch', id: 'aaaaaaaaaaaa', m: { epoch: 1, step: 2, lr: 0.1, train_loss: 1, train_accuracy: 0.5, test_loss: 1, test_accuracy: 0.5, active_params: 1, wall_s: 1 } });
+  p.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1 });
+  p.close();
+  assert.equal(plain.length, 3, 'one line per start, epoch and end; none per step');
+  assert.ok(plain.every((l) => !l.includes('\x1b') && l.endsWith('\n')));
+  assert.match(plain[1], /epoch 1\/2 loss 1\.0000 test_acc 0\.5000 \| sweep ETA/);
+
+  let screen = '';
+  const t = new Progress(runs, { total: 3, alreadyDone: 2, tty: true, workers: 1, write: (s) => { screen += s; }, columns: () => 80 });
+  t.event(1, { type: 'start', id: 'aaaaaaaaaaaa' });
+  t.event(1, { type: 'step', id: 'aaaaaaaaaaaa', step: 1, total: 4, loss: 0.75 });
+  await new Promise((r) => setTimeout(r, 150));
+  assert.match(screen, /runs 2\/3 finished .* 1 running · ETA/);
+  assert.match(screen, /epoch 1\/2 step 1\/4 loss 0\.7500/);
+  t.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1 });
+  t.close();
+  assert.match(screen, /\x1b\[\d+F\x1b\[J/, 'redrawn in place');
+  assert.match(screen, /\[1\/1\] static \[aaaaaaaaaaaa\] done test_acc 0\.5000/);
+});

@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { LockLost, readLock, tryLock } from '../harness/lock.js';
+import { root } from './helpers.js';
+import { sweepFromConfig } from '../harness/config.js';
+import { runId } from '../harness/spec.js';
+import { csvRows, gridConfig, runCliAsync, runDirs, sleep, tmpDir } from './sweep-util.js';
+
+const fast = { staleMs: 60_000, heartbeatMs: 0 };
+
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '']).pid!;
+}
+
+function plant(file: string, info: { host: string; pid: number }, ageS = 0): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({ ...info, started: new Date().toISOString(), token: 'planted' }) + '\n');
+  if (ageS) { const t = new Date(Date.now() - ageS * 1000); utimesSync(file, t, t); }
+}
+
+test('a lock is exclusive and says who holds it; release frees it', () => {
+  const file = path.join(tmpDir('lock'), 'lock');
+  const a = tryLock(file, fast);
+  assert.ok(a.lock);
+  const info = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(info.host, os.hostname());
+  assert.equal(info.pid, process.pid);
+  assert.ok(Date.parse(info.started) > Date.now() - 60_000);
+  const b = tryLock(file, fast);
+  assert.equal(b.lock, null);
+  assert.equal(b.lock === null && b.holder?.info?.token, info.token);
+  a.lock.release();
+  assert.equal(existsSync(file), false);
+  const c = tryLock(file, fast);
+  assert.ok(c.lock);
+  c.lock.release();
+  assert.deepEqual(readdirSync(path.dirname(file)), [], 'no temporaries left');
+});
+
+test('stale locks are taken over: dead pid on this host, or no heartbeat; a fresh one elsewhere is not', () => {
+  const dir = tmpDir('lock');
+  const dead = path.join(dir, 'a', 'lock');
+  plant(dead, { host: os.hostname(), pid: deadPid() });
+  const a = tryLock(dead, fast);
+  assert.ok(a.lock);
+  assert.match(a.tookOver ?? '', /pid \d+ on .* is gone/);
+  a.lock.release();
+
+  const silent = path.join(dir, 'b', 'lock');
+  plant(silent, { host: 'elsewhere', pid: 1 }, 120);
+  const b = tryLock(silent, fast);
+  assert.ok(b.lock);
+  assert.match(b.tookOver ?? '', /elsewhere pid 1: no heartbeat for 1[12]\ds/);
+  b.lock.release();
+
+  const busy = path.join(dir, 'c', 'lock');
+  plant(busy, { host: 'elsewhere', pid: 1 }, 10);
+  const c = tryLock(busy, fast);
+  assert.equal(c.lock, null);
+  assert.equal(readLock(busy)?.info?.token, 'planted', 'a live lock is left alone');
+});
+
+test('the heartbeat keeps a lock fresh; a holder whose lock was taken over notices and never deletes the new one', async () => {
+  const file = path.join(tmpDir('lock'), 'lock');
+  const a = tryLock(file, { staleMs: 60_000, heartbeatMs: 40 });
+  assert.ok(a.lock);
+  const old = new Date(Date.now() - 3600_000);
+  utimesSync(file, old, old);
+  await sleep(300);
+  assert.ok(statSync(file).mtimeMs > Date.now() - 5_000, 'touched by the heartbeat');
+  assert.equal(a.lock.isLost(), false);
+  a.lock.assertHeld();
+  // another worker takes it over (as after a long stall)
+  plant(file, { host: 'elsewhere', pid: 1 });
+  await sleep(900);
+  assert.equal(a.lock.isLost(), true);
+  assert.throws(() => a.lock!.assertHeld(), LockLost);
+  a.lock.release();
+  assert.equal(readLock(file)?.info?.token, 'planted');
+});
+
+/** `n` processes try to take the same lock at the same instant; returns how many got it. */
+async function race(file: string, n: number): Promise<number> {
+  const lockUrl = pathToFileURL(path.join(root, 'dist', 'harness', 'lock.js')).href;
+  const at = Date.now() + 1000;
+  // each racer holds what it got until every racer has tried (the test then writes to their stdin)
+  const script = `
+    import { tryLock } from ${JSON.stringify(lockUrl)};
+    while (Date.now() < ${at}) {}
+    const a = tryLock(${JSON.stringify(file)}, { staleMs: 60000, heartbeatMs: 0 });
+    process.stdout.write(a.lock ? 'won' : 'lost');
+    process.stdin.once('data', () => { a.lock?.release(); process.exit(0); });`;
+  const racers = Array.from({ length: n }, () => spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const outs = await Promise.all(racers.map((c) => new Promise<string>((resolve) => c.stdout.once('data', (d) => resolve(String(d))))));
+  await Promise.all(racers.map((c) => new Promise((resolve) => { c.on('close', resolve); c.stdin.end('go'); })));
+  return outs.filter((o) => o === 'won').length;
+}
+
+test('racing workers: exactly one gets a free lock, exactly one takes over a stale one', async () => {
+  const dir = tmpDir('lock-race');
+  assert.equal(await race(path.join(dir, 'free'), 5), 1);
+  const stale = path.join(dir, 'stale');
+  plant(stale, { host: os.hostname(), pid: deadPid() });
+  assert.equal(await race(stale, 5), 1);
+  assert.deepEqual(readdirSync(dir).sort(), [], 'no lock or temporary left behind');
+});
+
+test('run takes over stale run locks, leaves a live one to its holder, and status shows it running', async () => {
+  const dir = tmpDir('lock-cli');
+  const config = gridConfig(dir, 4);
+  const out = path.join(dir, 'out');
+  const ids = sweepFromConfig(JSON.parse(readFileSync(config, 'utf8')), config, true).specs.map(runId);
+  plant(path.join(out, ids[0], 'lock'), { host: os.hostname(), pid: deadPid() });
+  plant(path.join(out, ids[1], 'lock'), { host: 'node17', pid: 4242 }, 3600);
+  plant(path.join(out, ids[2], 'lock'), { host: 'node17', pid: 4243 });
+  const r = await runCliAsync(['run', config, '--smoke', '--out', out, '--backend', 'wasm', '--jobs', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`\\[${ids[0]}\\] started \\(took over a stale lock: .* is gone\\)`));
+  assert.match(r.stdout, new RegExp(`\\[${ids[1]}\\] started \\(took over a stale lock: node17 pid 4242: no heartbeat`));
+  assert.doesNotMatch(r.stdout, new RegExp(`\\[${ids[2]}\\] started`));
+  assert.match(r.stdout, /3 done, 0 diverged, 0 failed, 0 skipped, 1 left to other workers/);
+  assert.deepEqual(csvRows(out).map((row) => row.run_id).sort(), [ids[0], ids[1], ids[3]].sort());
+  assert.deepEqual(runDirs(out), [...ids].sort());
+  const s = await runCliAsync(['status', out, '--config', config]);
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /4 runs \(4 in .*\): 3 done, 1 running, 0 failed, 0 diverged, 0 pending/);
+  assert.match(s.stdout, new RegExp(`${ids[2]}\\s+running .*node17 pid 4243`));
+});
