@@ -21,6 +21,10 @@ export interface LockInfo {
   pid: number;
   started: string;
   token: string;
+  /** Linux: the holder's process start time (clock ticks since boot), to tell a reused pid */
+  pstart?: string;
+  /** Linux: the boot id of the holder's host, to tell a reboot (or another machine with the same name) */
+  boot?: string;
 }
 
 export interface LockOptions {
@@ -65,6 +69,20 @@ export function readLock(file: string): SeenLock | null {
   }
 }
 
+function readText(file: string): string | undefined {
+  try { return readFileSync(file, 'utf8').trim(); } catch { return undefined; }
+}
+
+/** A process's start time in clock ticks since boot (Linux), or undefined elsewhere. */
+export function processStart(pid: number): string | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  // the fields after "(comm)": state is field 3, starttime field 22
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+const bootId = readText('/proc/sys/kernel/random/boot_id');
+
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -77,7 +95,15 @@ export function pidAlive(pid: number): boolean {
 /** Why a lock is stale, or null when its holder looks alive. */
 export function staleReason(seen: SeenLock, staleMs: number, now = Date.now()): string | null {
   const info = seen.info;
-  if (info && info.host === host && Number.isInteger(info.pid) && !pidAlive(info.pid)) return `pid ${info.pid} on ${host} is gone`;
+  if (info && info.host === host && Number.isInteger(info.pid)) {
+    if (info.boot && bootId && info.boot !== bootId) return `${host} was rebooted since`;
+    if (!pidAlive(info.pid)) return `pid ${info.pid} on ${host} is gone`;
+    // the pid lives, but is it still the holder? (pids are reused, e.g. by a restarted container)
+    if (info.pstart) {
+      const now = processStart(info.pid);
+      if (now !== undefined && now !== info.pstart) return `pid ${info.pid} on ${host} is gone (reused by another process)`;
+    }
+  }
   const age = now - seen.mtimeMs;
   if (age > staleMs) return `no heartbeat for ${Math.round(age / 1000)}s`;
   return null;
@@ -202,11 +228,16 @@ export class Lock {
   }
 }
 
+const myStart = processStart(process.pid);
+
 export type LockAttempt = { lock: Lock; tookOver?: string } | { lock: null; holder: SeenLock | null };
 
 /** Takes the lock `file` if it is free or stale; otherwise reports who holds it. Never blocks. */
 export function tryLock(file: string, o: LockOptions = defaultLockOptions): LockAttempt {
-  const info: LockInfo = { host, pid: process.pid, started: new Date().toISOString(), token: randomBytes(12).toString('hex') };
+  const info: LockInfo = {
+    host, pid: process.pid, started: new Date().toISOString(), token: randomBytes(12).toString('hex'),
+    ...(myStart ? { pstart: myStart } : {}), ...(bootId ? { boot: bootId } : {}),
+  };
   const content = JSON.stringify(info) + '\n';
   let tookOver: string | undefined;
   for (let attempt = 0; attempt < 4; attempt++) {

@@ -117,6 +117,8 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
   while (claimed && !o.stop()) {
     claimed = false;
     for (const spec of specs) {
+      // let signals and messages (a stop request) in before claiming another run
+      await new Promise((r) => setImmediate(r));
       if (o.stop()) break;
       const folder = new RunFolder(o.out, spec);
       const before = folder.result();
@@ -163,13 +165,16 @@ async function childMain(): Promise<void> {
     if (stopping) process.exit(hard);
     stopping = true;
   };
+  // output goes to the sweep process through pipes; once it is gone, writes fail with EPIPE: ignore them
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => { /* sweep process gone */ });
   process.on('SIGINT', () => stop(130));
   process.on('SIGTERM', () => stop(143));
   // the sweep process is gone (killed): checkpoint and leave
   process.on('disconnect', () => { stopping = true; });
   const send = (m: FromWorker) => {
     if (!process.connected) return;
-    try { process.send!(m); } catch { /* parent gone */ }
+    // with a callback, a failed send (the sweep process died meanwhile) is reported there, not thrown
+    try { process.send!(m, undefined, undefined, () => { /* parent gone */ }); } catch { /* parent gone */ }
   };
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     process.on('message', (m: ToWorker) => {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync,
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { LockLost, readLock, tryLock } from '../harness/lock.js';
+import { LockLost, processStart, readLock, tryLock } from '../harness/lock.js';
 import { root } from './helpers.js';
 import { sweepFromConfig } from '../harness/config.js';
 import { runId } from '../harness/spec.js';
@@ -17,7 +17,7 @@ function deadPid(): number {
   return spawnSync(process.execPath, ['-e', '']).pid!;
 }
 
-function plant(file: string, info: { host: string; pid: number }, ageS = 0): void {
+function plant(file: string, info: { host: string; pid: number; pstart?: string; boot?: string }, ageS = 0): void {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify({ ...info, started: new Date().toISOString(), token: 'planted' }) + '\n');
   if (ageS) { const t = new Date(Date.now() - ageS * 1000); utimesSync(file, t, t); }
@@ -57,6 +57,25 @@ test('stale locks are taken over: dead pid on this host, or no heartbeat; a fres
   assert.ok(b.lock);
   assert.match(b.tookOver ?? '', /elsewhere pid 1: no heartbeat for 1[12]\ds/);
   b.lock.release();
+
+  if (processStart(process.pid) !== undefined) {
+    // a live pid that is not the holder any more (a restarted container reuses pids), a rebooted host
+    const reused = path.join(dir, 'r', 'lock');
+    plant(reused, { host: os.hostname(), pid: process.pid, pstart: '1' }); 
+    const r = tryLock(reused, fast);
+    assert.ok(r.lock);
+    assert.match(r.tookOver ?? '', /reused by another process/);
+    r.lock.release();
+    const rebooted = path.join(dir, 'b2', 'lock');
+    plant(rebooted, { host: os.hostname(), pid: process.pid, boot: 'another-boot' }); 
+    const b2 = tryLock(rebooted, fast);
+    assert.ok(b2.lock);
+    assert.match(b2.tookOver ?? '', /rebooted/);
+    b2.lock.release();
+    const mine = path.join(dir, 'm', 'lock');
+    plant(mine, { host: os.hostname(), pid: process.pid, pstart: processStart(process.pid) }); 
+    assert.equal(tryLock(mine, fast).lock, null, 'the pid with its start time is the holder');
+  }
 
   const busy = path.join(dir, 'c', 'lock');
   plant(busy, { host: 'elsewhere', pid: 1 }, 10);
