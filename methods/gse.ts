@@ -85,7 +85,7 @@ export function subsetGrower(o: GseOptions): Grower {
 
 export const gse: Method<Record<string, any>> = {
   name: 'gse',
-  summary: 'GSE: grow the top |gradient| of a sampled subset of inactive connections, prune smallest |w| (always sparse)',
+  summary: 'GSE: grow the top |gradient| of a sampled subset of inactive connections, then prune smallest |w|; never builds anything rows x cols',
   options: {
     gamma: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'subset sampling factor: ceil(gamma * active) pairs are drawn per layer' },
     sampler: { type: 'string', default: 'uniform', enum: samplerNames, help: 'subset distribution: uniform, grabo (gradient bound) or graest (AMS estimate)' },

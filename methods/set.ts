@@ -51,7 +51,7 @@ export const randomGrower: Grower = {
 
 export const set: Method = {
   name: 'set',
-  summary: 'SET: prune smallest |w|, then grow uniformly at random among the inactive (always sparse)',
+  summary: 'SET: prune smallest |w|, then grow uniformly at random among the inactive, no gradient',
   options: {},
   sparse: true,
   alwaysSparse: true,
