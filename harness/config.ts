@@ -89,10 +89,12 @@ export function configSchema(): Record<string, unknown> {
   };
 }
 
-let validator: ReturnType<InstanceType<typeof Ajv>['compile']> | null = null;
+let validator: { names: string; check: ReturnType<InstanceType<typeof Ajv>['compile']> } | null = null;
+/** Validates against the schema of the registries as they are now (a plugin may register later). */
 function validate(config: unknown): ErrorObject[] {
-  validator ??= new Ajv({ allErrors: true, strict: false }).compile(configSchema());
-  return validator(config) ? [] : (validator.errors ?? []);
+  const names = JSON.stringify(Object.values(registries).map((r) => Object.keys(r)));
+  if (validator?.names !== names) validator = { names, check: new Ajv({ allErrors: true, strict: false }).compile(configSchema()) };
+  return validator.check(config) ? [] : (validator.check.errors ?? []);
 }
 
 /** The most specific ajv error as one line: where, what, and the bad value. */
