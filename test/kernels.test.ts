@@ -218,6 +218,21 @@ test('arrays in the kernels\' memory are used in place, and out is filled', () =
   release(again);
 });
 
+test('workers see memory grown after they started', () => {
+  setThreads(2);
+  const rng = new Rng(21, 'kernels-grow');
+  const a = randomCsr(rng, 300, 400, 0.1);
+  const B = 64;
+  const x0 = randomArray(rng, a.cols * B);
+  spmm(a, x0, B); // workers exist
+  const pad = allocFloat32(24 << 20); // 96 MiB: the memory grows
+  const x = allocFloat32(a.cols * B);
+  x.set(x0);
+  const y = allocFloat32(a.rows * B);
+  assertClose(spmm(a, x, B, y), refSpmm(a, x0, B), 'spmm after growth');
+  for (const v of [pad, x, y]) release(v);
+});
+
 test('bad arguments are refused with a clear message', () => {
   const a: Csr = { rows: 2, cols: 3, rowPtr: new Int32Array([0, 1, 2]), colIdx: new Int32Array([0, 2]), values: new Float32Array([1, 2]) };
   assert.throws(() => spmm(a, new Float32Array(5), 2), /xT has 5 elements, needs 6/);

@@ -415,6 +415,58 @@ export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: 
   return s;
 }
 
+/** Two dot products sharing a: out[0] = a·b0, out[1] = a·b1 (8 independent accumulators). */
+@inline function dot2(pa: usize, pb: usize, pc: usize, nb: usize, out0: usize, out1: usize): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+  let o: usize = 0;
+  for (; o + 64 <= nb; o += 64) {
+    const a0 = v128.load(pa + o, 0), a1 = v128.load(pa + o, 16), a2 = v128.load(pa + o, 32), a3 = v128.load(pa + o, 48);
+    s0 = madd(s0, a0, v128.load(pb + o, 0));
+    t0 = madd(t0, a0, v128.load(pc + o, 0));
+    s1 = madd(s1, a1, v128.load(pb + o, 16));
+    t1 = madd(t1, a1, v128.load(pc + o, 16));
+    s2 = madd(s2, a2, v128.load(pb + o, 32));
+    t2 = madd(t2, a2, v128.load(pc + o, 32));
+    s3 = madd(s3, a3, v128.load(pb + o, 48));
+    t3 = madd(t3, a3, v128.load(pc + o, 48));
+  }
+  for (; o + 16 <= nb; o += 16) {
+    const a0 = v128.load(pa + o);
+    s0 = madd(s0, a0, v128.load(pb + o));
+    t0 = madd(t0, a0, v128.load(pc + o));
+  }
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  let t = hsum(f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3)));
+  for (; o < nb; o += 4) {
+    const a = load<f32>(pa + o);
+    s += a * load<f32>(pb + o);
+    t += a * load<f32>(pc + o);
+  }
+  store<f32>(out0, s);
+  store<f32>(out1, t);
+}
+
+/** out[k] for the pairs order[i] (or i itself when order is 0), i in [i0, i1). */
+@inline function pairs(order: usize, i0: usize, i1: usize, row: usize, col: usize, a: usize, b: usize, out: usize, stride: usize): void {
+  let i = i0;
+  while (i < i1) {
+    const k = order ? <usize>load<i32>(order + (i << 2)) : i;
+    const r = load<i32>(row + (k << 2));
+    const pa = a + <usize>r * stride;
+    if (i + 1 < i1) {
+      const k2 = order ? <usize>load<i32>(order + (i << 2), 4) : i + 1;
+      if (load<i32>(row + (k2 << 2)) == r) {
+        dot2(pa, b + <usize>load<i32>(col + (k << 2)) * stride, b + <usize>load<i32>(col + (k2 << 2)) * stride, stride, out + (k << 2), out + (k2 << 2));
+        i += 2;
+        continue;
+      }
+    }
+    store<f32>(out + (k << 2), dot(pa, b + <usize>load<i32>(col + (k << 2)) * stride, stride));
+    i++;
+  }
+}
+
 /**
  * out[k] = Σ_i a[row[k]·B + i] · b[col[k]·B + i] for pairs k in [k0, k1).
  * a is (rows x B), b is (cols x B), both feature-major. With shift < 31, the pairs are first
@@ -425,11 +477,7 @@ export function spmmT(rowPtr: usize, colIdx: usize, vals: usize, dy: usize, dx: 
 export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, batch: i32, k0: i32, k1: i32, cols: i32, shift: i32, scratch: usize): void {
   const stride = <usize>batch << 2;
   if (shift >= 31) {
-    for (let k = <usize>k0; k < <usize>k1; k++) {
-      const pa = a + <usize>load<i32>(row + (k << 2)) * stride;
-      const pb = b + <usize>load<i32>(col + (k << 2)) * stride;
-      store<f32>(out + (k << 2), dot(pa, pb, stride));
-    }
+    pairs(0, <usize>k0, <usize>k1, row, col, a, b, out, stride);
     return;
   }
   const panels = (<usize>(cols - 1) >> <usize>shift) + 1;
@@ -447,13 +495,7 @@ export function sddmm(row: usize, col: usize, a: usize, b: usize, out: usize, ba
     store<i32>(p, <i32>i + 1);
     store<i32>(order + (i << 2), <i32>k);
   }
-  const m = <usize>(k1 - k0);
-  for (let i: usize = 0; i < m; i++) {
-    const k = <usize>load<i32>(order + (i << 2));
-    const pa = a + <usize>load<i32>(row + (k << 2)) * stride;
-    const pb = b + <usize>load<i32>(col + (k << 2)) * stride;
-    store<f32>(out + (k << 2), dot(pa, pb, stride));
-  }
+  pairs(order, 0, <usize>(k1 - k0), row, col, a, b, out, stride);
 }
 
 /**
