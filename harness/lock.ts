@@ -86,10 +86,12 @@ const bootId = readText('/proc/sys/kernel/random/boot_id');
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // a killed process not yet reaped by its parent (a zombie) is dead too (Linux)
+  const stat = readText(`/proc/${pid}/stat`);
+  return !(stat && stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z'));
 }
 
 /** Why a lock is stale, or null when its holder looks alive. */

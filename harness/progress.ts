@@ -17,12 +17,13 @@ export interface ProgressRun {
   epochs: number;
 }
 
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return '?';
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+  return m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
 interface Active {
