@@ -72,26 +72,27 @@ export class MaskedLayer implements SparseLayer {
   }
 
   private convOp() {
-    const { kh, kw, inChannels, stride, padding } = this.shape.conv!;
-    const k = kh * kw * inChannels;
-    // im2col as a convolution with a one-hot filter bank: patch feature (ky, kx, c) -> (ky*kw + kx)*in + c
-    const eye = new Float32Array(k * k);
-    for (let i = 0; i < k; i++) eye[i * k + i] = 1;
-    const patchFilter = tf.keep(tf.tensor4d(eye, [kh, kw, inChannels, k]));
+    const { kh, kw, stride, padding } = this.shape.conv!;
     return binaryOp((x, w, save) => {
       save([x]);
       return {
         value: tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, padding),
-        gradFunc: (dy, saved) => {
+        // every gradient is a plain forward conv (fast on every backend; wasm has no
+        // Conv2DBackpropFilter and its Conv2DBackpropInput is ~8x slower than a conv)
+        // (in a tidy: tfjs keeps a custom gradient's temporaries until the whole backward pass ends)
+        gradFunc: (dy, saved) => tf.tidy(() => {
           const d = dy as tf.Tensor4D;
           const xs = saved[0] as tf.Tensor4D;
-          const patches = tf.reshape(tf.conv2d(xs, patchFilter, stride, padding), [-1, k]) as tf.Tensor2D;
-          const d2 = tf.reshape(d, [-1, this.rows]) as tf.Tensor2D;
-          if (this.probing) this.record(patches, d2);
-          const dx = tf.conv2dTranspose(d, w as tf.Tensor4D, xs.shape as [number, number, number, number], stride, padding);
-          const dw = tf.mul(tf.reshape(tf.matMul(tf.transpose(patches), d2), w.shape), this.maskTensor);
+          const g = convGeometry(xs.shape, kh, kw, stride, padding);
+          if (this.probing) {
+            // probe: image patches as rows (features ordered (ky, kx, channel)), delta as rows
+            const patches = tf.tensor2d(im2colRows(xs.dataSync() as Float32Array, g), [g.n * g.ho * g.wo, kh * kw * g.c]);
+            this.record(patches, tf.reshape(d, [-1, this.rows]) as tf.Tensor2D);
+          }
+          const dx = convInputGrad(d, w as tf.Tensor4D, g);
+          const dw = tf.mul(convFilterGrad(xs, d, g), this.maskTensor);
           return [dx, dw];
-        },
+        }),
       };
     });
   }
@@ -218,4 +219,89 @@ export class MaskedLayer implements SparseLayer {
   dispose(): void {
     for (const t of [this.weight, this.velocity, this.bias, this.biasVelocity, this.maskTensor]) t.dispose();
   }
+}
+
+/** The shape of one convolution: input NHWC, kernel, stride, output size and TensorFlow's padding. */
+export interface ConvGeometry {
+  n: number; h: number; w: number; c: number;
+  kh: number; kw: number; stride: number;
+  ho: number; wo: number;
+  /** zero rows above / columns left of the input ('same': TensorFlow's rule, the odd one goes below/right) */
+  top: number; left: number;
+}
+
+export function convGeometry(shape: number[], kh: number, kw: number, stride: number, padding: 'same' | 'valid'): ConvGeometry {
+  const [n, h, w, c] = shape;
+  if (padding === 'same') {
+    const ho = Math.ceil(h / stride), wo = Math.ceil(w / stride);
+    const ph = Math.max(0, (ho - 1) * stride + kh - h), pw = Math.max(0, (wo - 1) * stride + kw - w);
+    return { n, h, w, c, kh, kw, stride, ho, wo, top: Math.floor(ph / 2), left: Math.floor(pw / 2) };
+  }
+  return { n, h, w, c, kh, kw, stride, ho: Math.floor((h - kh) / stride) + 1, wo: Math.floor((w - kw) / stride) + 1, top: 0, left: 0 };
+}
+
+/** Pads (positive) or crops (negative) the spatial edges of an NHWC tensor. */
+function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  if (bottom < 0 || right < 0 || top < 0 || left < 0) {
+    const t = Math.max(0, -top), l = Math.max(0, -left);
+    x = tf.slice(x, [0, t, l, 0], [n, h - t - Math.max(0, -bottom), w - l - Math.max(0, -right), c]);
+  }
+  const p = [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)];
+  return p.some((v) => v > 0) ? tf.pad(x, [[0, 0], [p[0], p[1]], [p[2], p[3]], [0, 0]]) : x;
+}
+
+/**
+ * Weight gradient dW[ky,kx,i,o] = sum_{n,y,x} xpad[n, y*s+ky, x*s+kx, i] * dy[n,y,x,o], computed as
+ * one forward convolution with batch and channels swapped: input xpad as [C, Hp, Wp, N], filter dy
+ * as [Ho, Wo, N, O] with dilation s; the result [C, kh, kw, O] is transposed to [kh, kw, C, O].
+ */
+export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  const hp = (g.ho - 1) * g.stride + g.kh, wp = (g.wo - 1) * g.stride + g.kw;
+  const xp = padOrCrop(x, g.top, hp - g.h - g.top, g.left, wp - g.w - g.left);
+  const r = tf.conv2d(tf.transpose(xp, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, 'valid', 'NHWC', g.stride);
+  return tf.transpose(r, [1, 2, 0, 3]);
+}
+
+/**
+ * Input gradient as a stride-1 convolution of dy (dilated by the stride, zero-padded) with the
+ * kernel flipped in space and its in/out channels swapped.
+ */
+export function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+  const s = g.stride;
+  let d = dy;
+  if (s > 1) {
+    const [n, ho, wo, o] = dy.shape;
+    const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, o]), [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]]);
+    d = tf.reshape(spread, [n, ho * s, wo * s, o]);
+  }
+  const dp = padOrCrop(d, g.kh - 1 - g.top, g.h + g.top - g.ho * s, g.kw - 1 - g.left, g.w + g.left - g.wo * s);
+  const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+  return tf.conv2d(dp, flipped, 1, 'valid');
+}
+
+/** im2col on the host: P = n*ho*wo rows of kh*kw*c features ordered (ky, kx, channel); zeros outside the image. */
+export function im2colRows(x: Float32Array, g: ConvGeometry): Float32Array {
+  const { n, h, w, c, kh, kw, stride, ho, wo, top, left } = g;
+  const K = kh * kw * c;
+  const out = new Float32Array(n * ho * wo * K);
+  let row = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < ho; oy++) {
+      for (let ox = 0; ox < wo; ox++, row++) {
+        const base = row * K;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * stride + ky - top;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * stride + kx - left;
+            if (ix < 0 || ix >= w) continue;
+            const src = ((b * h + iy) * w + ix) * c;
+            out.set(x.subarray(src, src + c), base + (ky * kw + kx) * c);
+          }
+        }
+      }
+    }
+  }
+  return out;
 }

@@ -1,0 +1,305 @@
+/**
+ * Building blocks shared by the paper's models (ResNet-56, VGG-16, ViT) that are not prunable
+ * weights: batch norm with running statistics, layer norm, dropout, attention helpers, and the
+ * trainable non-sparse parameters they own (as Param objects, so SGD with momentum and weight
+ * decay updates them like every other parameter, as in the authors' PyTorch code).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../harness/rng.js';
+import type { Param, SparseLayer } from './sparse/types.js';
+
+/** A trainable non-sparse parameter (its momentum buffer starts at 0); takes ownership of `init`. */
+export function makeParam(name: string, init: tf.Tensor, decay = true): Param {
+  const value = tf.variable(init, true);
+  init.dispose();
+  return { name, value, velocity: tf.variable(tf.zerosLike(value), false), decay };
+}
+
+export function disposeParams(params: Param[]): void {
+  for (const p of params) { p.value.dispose(); p.velocity.dispose(); }
+}
+
+/** Integer width as the authors' code computes it (Python int(n * width)), at least 1. */
+export function scaled(n: number, width: number): number {
+  return Math.max(1, Math.floor(n * width + 1e-9));
+}
+
+type CustomOp = (...args: tf.Tensor[]) => tf.Tensor;
+
+/** tf.customGrad for any number of tensor inputs, typed loosely. */
+function customOp(f: (...args: any[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] }): CustomOp {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as CustomOp;
+}
+
+/**
+ * Per-channel sums of a channels-last tensor over every other axis, [..., C] -> [C], as one
+ * average pool over all M = size / C rows (times M): the wasm backend reduces a non-last axis by
+ * transposing first, and a matMul with ones repacks its big operand; both are ~5-20x slower.
+ */
+export function channelSums(x: tf.Tensor): tf.Tensor1D {
+  const c = x.shape[x.rank - 1];
+  const m = x.size / c;
+  return tf.tidy(() => tf.mul(tf.reshape(tf.avgPool(tf.reshape(x, [1, m, 1, c]) as tf.Tensor4D, [m, 1], 1, 'valid'), [c]), m) as tf.Tensor1D);
+}
+
+/**
+ * Batch normalisation over every axis but the last (channels last), as PyTorch's BatchNorm:
+ * training normalises with the batch mean and biased variance and moves the running statistics
+ * (momentum 0.1, running variance unbiased); evaluation uses the running statistics only.
+ *
+ * Training runs as one op with a hand-written gradient that can also add a residual and apply
+ * ReLU (y = relu(bn(x) + residual)): autodiff of the composed ops would keep ~5 activation-sized
+ * tensors per call alive until the backward pass ends, this keeps one (the wasm heap is 4 GB).
+ */
+export class BatchNorm {
+  readonly gamma: Param;
+  readonly beta: Param;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  private readonly ops = new Map<string, CustomOp>();
+
+  constructor(readonly name: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
+    this.gamma = makeParam(`${name}/gamma`, tf.ones([channels]));
+    this.beta = makeParam(`${name}/beta`, tf.zeros([channels]));
+    this.runningMean = tf.variable(tf.zeros([channels]), false);
+    this.runningVar = tf.variable(tf.ones([channels]), false);
+  }
+
+  /** relu(bn(x) + residual), the residual and the ReLU optional */
+  apply(x: tf.Tensor, training: boolean, o: { residual?: tf.Tensor; relu?: boolean } = {}): tf.Tensor {
+    if (!training) {
+      const scale = tf.mul(tf.rsqrt(tf.add(this.runningVar, this.eps)), this.gamma.value);
+      const shift = tf.sub(this.beta.value, tf.mul(this.runningMean, scale));
+      let y = tf.add(tf.mul(x, scale), shift);
+      if (o.residual) y = tf.add(y, o.residual);
+      return o.relu ? tf.relu(y) : y;
+    }
+    const relu = o.relu ?? false;
+    const key = `${relu}/${o.residual !== undefined}`;
+    let op = this.ops.get(key);
+    if (!op) { op = this.trainingOp(relu, o.residual !== undefined); this.ops.set(key, op); }
+    return o.residual ? op(x, this.gamma.value, this.beta.value, o.residual) : op(x, this.gamma.value, this.beta.value);
+  }
+
+  private trainingOp(relu: boolean, residual: boolean): CustomOp {
+    return customOp((...args: any[]) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const [x, gamma, beta] = args as tf.Tensor[];
+      const res = residual ? (args[3] as tf.Tensor) : undefined;
+      const count = x.size / this.channels;
+      const mean = tf.div(channelSums(x), count);
+      const centred = tf.sub(x, mean);
+      const variance = tf.div(channelSums(tf.mul(centred, centred)), count);
+      const invstd = tf.rsqrt(tf.add(variance, this.eps));
+      let y = tf.add(tf.mul(centred, tf.mul(invstd, gamma)), beta);
+      if (res) y = tf.add(y, res);
+      if (relu) y = tf.relu(y);
+      const m = this.momentum;
+      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * count) / Math.max(1, count - 1))));
+      save([x, gamma, mean, invstd, y]);
+      return {
+        value: y,
+        // with a = gamma * invstd and xc = x - mean:
+        // dx = a * (g - sum(g)/M) - xc * a * invstd^2 * sum(g * xc)/M, g = dy masked by the ReLU
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sg, smean, sinv, sy] = saved;
+          const g = relu ? tf.mul(dy, tf.step(sy)) : dy;
+          const xc = tf.sub(sx, smean);
+          const dbeta = channelSums(g);
+          const dgamma = tf.mul(channelSums(tf.mul(g, xc)), sinv);
+          const a = tf.mul(sg, sinv);
+          const k1 = tf.neg(tf.div(tf.mul(tf.mul(a, sinv), dgamma), count));
+          const dx = tf.add(tf.add(tf.mul(g, a), tf.mul(xc, k1)), tf.neg(tf.div(tf.mul(a, dbeta), count)));
+          return residual ? [dx, dgamma, dbeta, g] : [dx, dgamma, dbeta];
+        }),
+      };
+    });
+  }
+
+  params(): Param[] { return [this.gamma, this.beta]; }
+
+  dispose(): void {
+    disposeParams(this.params());
+    this.runningMean.dispose();
+    this.runningVar.dispose();
+  }
+}
+
+/**
+ * Layer normalisation over the last axis of a 2-D input [M, dim] (PyTorch nn.LayerNorm: eps
+ * 1e-5, gain 1, bias 0), one op with a hand-written gradient (memory, as BatchNorm).
+ */
+export class LayerNorm {
+  readonly gamma: Param;
+  readonly beta: Param;
+  private readonly op: CustomOp;
+
+  constructor(readonly name: string, readonly dim: number, readonly eps = 1e-5) {
+    this.gamma = makeParam(`${name}/gamma`, tf.ones([dim]));
+    this.beta = makeParam(`${name}/beta`, tf.zeros([dim]));
+    this.op = customOp((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: tf.GradSaveFunc) => {
+      const mean = tf.mean(x, 1, true);
+      const centred = tf.sub(x, mean);
+      const invstd = tf.rsqrt(tf.add(tf.mean(tf.mul(centred, centred), 1, true), this.eps));
+      save([x, gamma, mean, invstd]);
+      return {
+        value: tf.add(tf.mul(tf.mul(centred, invstd), gamma), beta),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sx, sg, smean, sinv] = saved;
+          const xhat = tf.mul(tf.sub(sx, smean), sinv);
+          const dxhat = tf.mul(dy, sg);
+          const inner = tf.sub(tf.sub(dxhat, tf.mean(dxhat, 1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), 1, true)));
+          return [tf.mul(inner, sinv), channelSums(tf.mul(dy, xhat)), channelSums(dy)];
+        }),
+      };
+    });
+  }
+
+  apply(x: tf.Tensor): tf.Tensor {
+    if (x.rank !== 2) throw new Error(`${this.name}: layer norm takes [rows, ${this.dim}], got [${x.shape}]`);
+    return this.op(x, this.gamma.value, this.beta.value);
+  }
+
+  params(): Param[] { return [this.gamma, this.beta]; }
+  dispose(): void { disposeParams(this.params()); }
+}
+
+/**
+ * Inverted dropout (PyTorch semantics: zero with probability `rate`, scale the rest by
+ * 1 / (1 - rate)), active in training only. Masks come from our seeded Rng, so a run is
+ * reproducible; the stream restarts when the model is rebuilt (e.g. on resume).
+ */
+export class Dropout {
+  private readonly rng: Rng;
+  constructor(readonly rate: number, seed: number, label: string) {
+    this.rng = new Rng(seed, `dropout/${label}`);
+  }
+
+  apply(x: tf.Tensor, training: boolean): tf.Tensor {
+    if (!training || this.rate <= 0) return x;
+    const keep = 1 - this.rate;
+    const mask = new Float32Array(x.size);
+    const scale = 1 / keep;
+    for (let i = 0; i < mask.length; i++) mask[i] = this.rng.float() < keep ? scale : 0;
+    return tf.mul(x, tf.tensor(mask, x.shape));
+  }
+}
+
+/**
+ * A seed for a model's own random streams (dropout) derived from its layers' initial weights,
+ * which come from the run seed: different seeds give different streams, equal seeds equal ones.
+ */
+export function seedFromLayers(layers: SparseLayer[]): number {
+  let h = 0x811c9dc5;
+  const s = layers[0].saveState();
+  const bytes = new Uint8Array(s.values.buffer, s.values.byteOffset, Math.min(s.values.byteLength, 4096));
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * Makes a layer bias-free, like PyTorch's `bias=False`: its bias becomes exactly 0 and stays
+ * there because `trainableParams` leaves it out of the trained parameters.
+ */
+export function dropBias(layer: SparseLayer): void {
+  const s = layer.saveState();
+  s.bias.fill(0);
+  s.biasVelocity.fill(0);
+  layer.loadState(s);
+}
+
+/** The parameters SGD trains: every layer's weight, the biases of layers not in `biasFree`, and `extra`. */
+export function trainableParams(layers: SparseLayer[], biasFree: Set<string>, extra: Param[]): Param[] {
+  const out: Param[] = [];
+  for (const l of layers) {
+    for (const p of l.params()) if (!(biasFree.has(l.name) && p.name.endsWith('/bias'))) out.push(p);
+  }
+  return out.concat(extra);
+}
+
+/** Exact GELU (PyTorch nn.GELU default): 0.5 x (1 + erf(x / sqrt 2)), with a hand-written gradient. */
+export const gelu: (x: tf.Tensor) => tf.Tensor = customOp((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+      const sx = saved[0];
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(sx, Math.SQRT1_2)), 1), 0.5);
+      const pdf = tf.mul(tf.exp(tf.mul(tf.mul(sx, sx), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+      return [tf.mul(dy, tf.add(cdf, tf.mul(sx, pdf)))];
+    }),
+  };
+});
+
+/** Swaps the last two axes of a rank-3 tensor (explicitly: wasm's transposed matMul is ~12x slower). */
+export function swapLast(x: tf.Tensor): tf.Tensor3D {
+  return tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
+}
+
+const attentionOps = new Map<string, CustomOp>();
+
+/**
+ * Multi-head scaled dot-product attention (softmax(q k^T / sqrt(d)) v per head) from packed
+ * projections qkv [N*T, 3*heads*dimHead], features ordered (q|k|v, head, d) as PyTorch's
+ * `chunk(3)` + rearrange 'b n (h d)'; returns [N*T, heads*dimHead] ordered (head, d).
+ * One op with a hand-written gradient; it keeps q, k, v and the attention matrix for the
+ * backward pass and uses only 4-D transposes that keep d contiguous (5-D and full 2-D transposes
+ * are ~20x slower on the wasm backend) and batched matMuls without transpose flags.
+ */
+export function multiHeadAttention(qkv: tf.Tensor2D, n: number, t: number, heads: number, dimHead: number): tf.Tensor2D {
+  const key = `${n}/${t}/${heads}/${dimHead}`;
+  let op = attentionOps.get(key);
+  if (!op) {
+    const bh = n * heads;
+    const scale = 1 / Math.sqrt(dimHead);
+    const part = (x: tf.Tensor, i: number) => tf.reshape(tf.slice(x, [0, i * heads, 0, 0], [n, heads, t, dimHead]), [bh, t, dimHead]) as tf.Tensor3D;
+    op = customOp((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
+      const grouped = tf.transpose(tf.reshape(x, [n, t, 3 * heads, dimHead]), [0, 2, 1, 3]); // [N, 3H, T, d]
+      const [q, k, v] = [0, 1, 2].map((i) => part(grouped, i));
+      const attn = tf.softmax(tf.mul(tf.matMul(q, swapLast(k)), scale)) as tf.Tensor3D;
+      const out = tf.matMul(attn, v); // [N*H, T, d]
+      save([q, k, v, attn]);
+      return {
+        value: tf.reshape(tf.transpose(tf.reshape(out, [n, heads, t, dimHead]), [0, 2, 1, 3]), [n * t, heads * dimHead]),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+          const [sq, sk, sv, a] = saved as tf.Tensor3D[];
+          const dout = tf.reshape(tf.transpose(tf.reshape(dy, [n, t, heads, dimHead]), [0, 2, 1, 3]), [bh, t, dimHead]) as tf.Tensor3D;
+          const dv = tf.matMul(swapLast(a), dout);
+          const da = tf.matMul(dout, swapLast(sv));
+          const ddots = tf.mul(tf.mul(a, tf.sub(da, tf.sum(tf.mul(da, a), -1, true))), scale) as tf.Tensor3D;
+          const dq = tf.matMul(ddots, sk);
+          const dk = tf.matMul(swapLast(ddots), sq);
+          const packed = tf.concat([dq, dk, dv].map((g) => tf.reshape(g, [n, heads, t, dimHead])), 1); // [N, 3H, T, d]
+          return [tf.reshape(tf.transpose(packed, [0, 2, 1, 3]), [n * t, 3 * heads * dimHead])];
+        }),
+      };
+    });
+    attentionOps.set(key, op);
+  }
+  return op(qkv) as tf.Tensor2D;
+}
+
+/**
+ * Fixed 2-D sine-cosine position embedding of an h x w token grid (SimpleViT's posemb_sincos_2d):
+ * [h*w, dim], tokens row-major, features (sin x, cos x, sin y, cos y) with dim/4 frequencies each.
+ */
+export function sincosPositionEmbedding(h: number, w: number, dim: number, temperature = 10000): Float32Array {
+  if (dim % 4 !== 0) throw new Error(`sincos position embedding: dim ${dim} is not a multiple of 4`);
+  const q = dim / 4;
+  const omega = new Float64Array(q);
+  for (let i = 0; i < q; i++) omega[i] = 1 / Math.pow(temperature, q > 1 ? i / (q - 1) : 0);
+  const pe = new Float32Array(h * w * dim);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * dim;
+      for (let i = 0; i < q; i++) {
+        pe[o + i] = Math.sin(x * omega[i]);
+        pe[o + q + i] = Math.cos(x * omega[i]);
+        pe[o + 2 * q + i] = Math.sin(y * omega[i]);
+        pe[o + 3 * q + i] = Math.cos(y * omega[i]);
+      }
+    }
+  }
+  return pe;
+}
