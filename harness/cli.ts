@@ -4,6 +4,7 @@ import { UserError } from './errors.js';
 import { packageVersion } from './provenance.js';
 import { benchCommand } from './commands/bench.js';
 import { collectCommand } from './commands/collect.js';
+import { dataCommand } from './commands/data.js';
 import { infoCommand } from './commands/info.js';
 import { listCommand } from './commands/list.js';
 import { runCommand } from './commands/run.js';
@@ -14,7 +15,7 @@ import { statusCommand } from './commands/status.js';
 import { validateCommand } from './commands/validate.js';
 
 /** Every CLI command; each lives in harness/commands/. */
-const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, statusCommand, slurmCommand, schemaCommand, benchCommand, reportCommand] as CommandModule<any, any>[];
+const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, statusCommand, slurmCommand, schemaCommand, benchCommand, reportCommand, dataCommand] as CommandModule<any, any>[];
 
 export function buildCli(argv: string[]): Argv {
   let y = yargs(argv).scriptName('sparsebench').usage('$0 <command> [options]');

@@ -9,11 +9,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
 import { loadSweep } from '../harness/config.js';
+import { writeCifarFiles } from '../harness/data/cifar.js';
 import { Rng } from '../harness/rng.js';
 import { sgdStep } from '../harness/sgd.js';
 import { crossEntropy } from '../harness/train.js';
@@ -328,5 +333,49 @@ test('configs/paper: six files, each the paper\'s grid and hyperparameters', () 
       }
     }
     assert.deepEqual([...new Set(sweep.specs.map((s) => s.seed))].sort(), [0, 1, 2]);
+  }
+});
+
+test('data fetch: downloads (plain progress lines off a TTY), verifies the MD5, unpacks; clear one-line errors', async () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'sb-fetch-'));
+  writeCifarFiles(path.join(work, 'src'), 'cifar10', { train: 50, test: 10 });
+  const archive = path.join(work, 'cifar-10-binary.tar.gz');
+  execFileSync('tar', ['-czf', archive, '-C', path.join(work, 'src'), 'cifar-10-batches-bin']);
+  const body = readFileSync(archive);
+  const md5 = createHash('md5').update(body).digest('hex');
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/cifar.tgz') { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const cli = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [path.join(root, 'bin', 'sparsebench.js'), ...args], { cwd: work });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+  try {
+    const dir = path.join(work, 'data');
+    const ok = await cli(['data', 'fetch', 'cifar10', '--dir', dir, '--url', `http://127.0.0.1:${port}/cifar.tgz`, '--md5', md5]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /cifar-10-binary\.tar\.gz: 100% \(/);
+    assert.doesNotMatch(ok.stdout, /\r/, 'no carriage returns off a TTY');
+    assert.ok(existsSync(path.join(dir, 'cifar-10-batches-bin', 'data_batch_5.bin')));
+    const again = await cli(['data', 'fetch', 'cifar10', '--dir', dir]);
+    assert.match(again.stdout, /already in/);
+
+    const bad = await cli(['data', 'fetch', 'cifar10', '--dir', path.join(work, 'other'), '--url', `http://127.0.0.1:${port}/cifar.tgz`, '--md5', '0'.repeat(32)]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /^sparsebench: data fetch: cifar-10-binary\.tar\.gz has MD5 [0-9a-f]{32}, not the published 0{32}/);
+    const offline = await cli(['data', 'fetch', 'cifar100', '--dir', path.join(work, 'other'), '--url', 'http://nonexistent.invalid/cifar.tgz']);
+    assert.equal(offline.status, 2);
+    assert.equal(offline.stderr.trim().split('\n').length, 1, offline.stderr);
+    assert.match(offline.stderr, /cannot download .* no network\?/);
+    assert.ok(!existsSync(path.join(work, 'other', 'cifar-100-binary')));
+  } finally {
+    server.close();
   }
 });
