@@ -329,7 +329,8 @@ test('configs/paper: six files, each the paper\'s grid and hyperparameters', () 
       if (s.method.name !== 'dense') assert.ok([0.9, 0.95, 0.98].includes(s.sparsity.target));
       assert.equal(s.sparsity.distribution, 'erdos-renyi');
       if (s.update) {
-        assert.deepEqual([s.update.delta, s.update.end, s.update.alpha, s.update.scope], [1000, 0.6, 0.2, 'global'], f);
+        // CIFAR-100: 1 sample per class (100 images), see docs/runtime.md
+        assert.deepEqual([s.update.delta, s.update.end, s.update.alpha, s.update.scope, s.update.samplesPerClass], [1000, 0.6, 0.2, 'global', dataset === 'cifar10' ? 10 : 1], f);
       }
     }
     assert.deepEqual([...new Set(sweep.specs.map((s) => s.seed))].sort(), [0, 1, 2]);
