@@ -1,6 +1,6 @@
 import type { Rng } from '../../harness/rng.js';
-import { UserError } from '../../harness/errors.js';
 import { assignActiveCounts, randomConnections, sparseInitialValues, type SparsityDistribution } from './init.js';
+import { CsrLayer } from './csr.js';
 import { MaskedLayer } from './masked.js';
 import type { LayerInit, LayerShape, SparseFormat, SparseLayer } from './types.js';
 
@@ -9,7 +9,7 @@ export type LayerFactory = (shape: LayerShape, init: LayerInit) => SparseLayer;
 /** The storage formats of the sparse-weight contract. */
 export const formats: Record<SparseFormat, LayerFactory> = {
   masked: (shape, init) => new MaskedLayer(shape, init),
-  csr: () => { throw new UserError('the csr format is not available in this build'); },
+  csr: (shape, init) => new CsrLayer(shape, init),
 };
 
 export interface SparseInitOptions {

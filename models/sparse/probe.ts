@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import { allocFloat32, allocInt32, release, sddmm } from './kernels/index.js';
 import type { Connections, UnitSums } from './types.js';
 
 /**
@@ -6,6 +6,11 @@ import type { Connections, UnitSums } from './types.js';
  * gradient delta, stored feature-major (hT: cols x P, deltaT: rows x P) so that the gradient of a
  * connection (row, col) is one contiguous dot product. Format-independent, so masked and csr
  * layers derive identical numbers from identical probes.
+ *
+ * Every gradient entry, subset or dense, is the same SDDMM dot product of the sparse kernels
+ * (one fixed summation order per entry), so subsetGradient(S) is bit-equal to the entries of
+ * denseGradient() at S on every backend: a GSE whose subset covers every inactive connection
+ * decides exactly as RigL.
  */
 export class ProbeRecord {
   constructor(
@@ -21,27 +26,53 @@ export class ProbeRecord {
     return new ProbeRecord(transpose(h, count, cols), transpose(delta, count, rows), rows, cols, count);
   }
 
-  /** grad(row, col) = sum_i delta[i,row] * h[i,col], O(P x |c|) */
+  /** grad(row, col) = sum_i delta[i,row] * h[i,col], O(P x |c|) (the kernels' SDDMM) */
   subsetGradient(c: Connections): Float32Array {
-    const P = this.count;
-    const out = new Float32Array(c.row.length);
-    for (let k = 0; k < out.length; k++) {
-      const d = c.row[k] * P;
-      const h = c.col[k] * P;
-      let s = 0;
-      for (let i = 0; i < P; i++) s += this.deltaT[d + i] * this.hT[h + i];
-      out[k] = s;
+    if (c.row.length === 0) return new Float32Array(0);
+    this.check(c);
+    return sddmm(c.row, c.col, this.deltaT, this.hT, this.count);
+  }
+
+  /**
+   * The full rows x cols gradient, row-major: deltaT (rows x P) times h (P x cols), computed as
+   * the SDDMM over every (row, col) pair, a block of rows at a time (the pair lists of one block,
+   * about 2^20 pairs, are the only memory beyond the result).
+   */
+  denseGradient(): Float32Array {
+    const { rows, cols, count: P } = this;
+    const out = new Float32Array(rows * cols);
+    if (rows === 0 || cols === 0) return out;
+    const block = Math.max(1, Math.min(rows, Math.floor((1 << 20) / cols)));
+    const row = allocInt32(block * cols);
+    const col = allocInt32(block * cols);
+    const d = allocFloat32(this.deltaT.length);
+    const h = allocFloat32(this.hT.length);
+    try {
+      d.set(this.deltaT);
+      h.set(this.hT);
+      for (let r = 0; r < block; r++) for (let c = 0; c < cols; c++) col[r * cols + c] = c;
+      for (let r0 = 0; r0 < rows; r0 += block) {
+        const m = Math.min(block, rows - r0);
+        for (let r = 0; r < m; r++) row.fill(r0 + r, r * cols, (r + 1) * cols);
+        sddmm(row.subarray(0, m * cols), col.subarray(0, m * cols), d, h, P, out.subarray(r0 * cols, (r0 + m) * cols));
+      }
+    } finally {
+      release(h);
+      release(d);
+      release(col);
+      release(row);
     }
     return out;
   }
 
-  /** the full rows x cols gradient, row-major: deltaT (rows x P) times h (P x cols) */
-  denseGradient(): Float32Array {
-    return tf.tidy(() => {
-      const d = tf.tensor2d(this.deltaT, [this.rows, this.count]);
-      const h = tf.transpose(tf.tensor2d(this.hT, [this.cols, this.count]));
-      return tf.matMul(d, h).dataSync() as Float32Array;
-    });
+  private check(c: Connections): void {
+    const { rows, cols } = this;
+    if (c.col.length !== c.row.length) throw new Error(`subsetGradient: ${c.row.length} rows but ${c.col.length} cols`);
+    for (let k = 0; k < c.row.length; k++) {
+      const r = c.row[k];
+      const q = c.col[k];
+      if (!(r >= 0 && r < rows && q >= 0 && q < cols)) throw new Error(`subsetGradient: connection (${r}, ${q}) is outside ${rows} x ${cols}`);
+    }
   }
 
   unitSums(signs?: Float32Array): UnitSums {
