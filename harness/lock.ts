@@ -113,25 +113,29 @@ export function staleReason(seen: SeenLock, staleMs: number, now = Date.now()): 
 
 /** Creates `file` with `content` only if it does not exist; true when created. */
 function createExclusive(file: string, content: string): boolean {
-  const tmp = `${file}.${unique()}.tmp`;
-  writeFileSync(tmp, content);
-  try {
-    linkSync(tmp, file);
-    return true;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
-    // a file system without hard links: exclusive create (content written right after)
+  for (let attempt = 0; ; attempt++) {
+    const tmp = `${file}.${unique()}.tmp`;
+    writeFileSync(tmp, content);
     try {
-      writeFileSync(file, content, { flag: 'wx' });
+      linkSync(tmp, file);
       return true;
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e2;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      // our temporary was swept away by a clean-up in between: write it again
+      if (code === 'ENOENT' && attempt < 3) continue;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+      // a file system without hard links: exclusive create (content written right after)
+      try {
+        writeFileSync(file, content, { flag: 'wx' });
+        return true;
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e2;
+      }
+    } finally {
+      try { unlinkSync(tmp); } catch { /* already gone */ }
     }
-  } finally {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
   }
 }
 

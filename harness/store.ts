@@ -1,9 +1,9 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from './errors.js';
-import { tryLock, waitLock, type Lock } from './lock.js';
+import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
 import { runId, type RunSpec } from './spec.js';
@@ -133,14 +133,25 @@ export class RunFolder {
     try { unlinkSync(path.join(this.dir, 'result.json')); } catch { /* none */ }
   }
 
-  /** Removes temporary files that killed writers left behind (call only while holding the run's lock). */
+  /**
+   * Removes temporary files that killed writers left behind (call only while holding the run's
+   * lock): those of a dead process on this host, and any older than a minute. Other fresh ones
+   * are left alone: another worker may be creating the lock file right now.
+   */
   sweepTemporaries(): void {
     let names: string[] = [];
     try { names = readdirSync(this.dir); } catch { return; }
+    const old = Date.now() - 60_000;
+    const host = `.${os.hostname()}.`;
     for (const n of names) {
-      if (n.endsWith('.tmp') || n.startsWith('lock.stale.')) {
-        try { unlinkSync(path.join(this.dir, n)); } catch { /* raced */ }
-      }
+      if (!n.endsWith('.tmp') && !n.startsWith('lock.stale.')) continue;
+      const file = path.join(this.dir, n);
+      // temporary names hold <host>.<pid> of their writer
+      const at = n.lastIndexOf(host);
+      const pid = at >= 0 ? parseInt(n.slice(at + host.length), 10) : NaN;
+      try {
+        if ((Number.isInteger(pid) && !pidAlive(pid)) || statSync(file).mtimeMs < old) unlinkSync(file);
+      } catch { /* raced */ }
     }
   }
 }
