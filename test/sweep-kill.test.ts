@@ -53,7 +53,8 @@ test('kill -9 of a sweep with 2 workers mid-way, then resume: every cell once, f
   process.kill(-p.child.pid!, 'SIGKILL');
   await p.exit;
   const done = finished();
-  assert.ok(done.length >= 1 && done.length < RUNS, `killed mid-way (${done.length} finished)`);
+  const withResult = ids.filter((id) => hasFile(out, id, 'result.json'));
+  assert.ok(done.length >= 1 && withResult.length < RUNS, `killed mid-way (${done.length} finished)`);
   const before = Object.fromEntries(done.map((id) => [id, snapshot(path.join(out, id))]));
   // nothing half-written: every file there parses
   for (const id of runDirs(out)) {
@@ -66,9 +67,9 @@ test('kill -9 of a sweep with 2 workers mid-way, then resume: every cell once, f
 
   const r = await runCliAsync(['run', config, '--out', out, '--jobs', '2', ...common]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, new RegExp(`${done.length} of ${RUNS} runs already done`));
+  assert.match(r.stdout, new RegExp(`${withResult.length} of ${RUNS} runs already done`));
   const again = starts(r.stdout);
-  assert.deepEqual([...again.keys()].sort(), ids.filter((id) => !done.includes(id)), 'only the unfinished runs ran again');
+  assert.deepEqual([...again.keys()].sort(), ids.filter((id) => !withResult.includes(id)), 'only the unfinished runs ran again');
   assert.ok([...again.values()].every((n) => n === 1));
   assert.match(r.stdout, /resumed from epoch \d+, step \d+/);
   for (const id of done) assert.deepEqual(snapshot(path.join(out, id)), before[id], `${id} finished before the kill and stays untouched`);
@@ -84,9 +85,11 @@ test('SIGTERM: each worker finishes its step, checkpoints, exits non-zero with o
   assert.equal(code, 143, p.stderr());
   const lines = p.stderr().trim().split('\n');
   assert.equal(lines.length, 1, p.stderr());
-  assert.match(lines[0], /^sparsebench: interrupted by SIGTERM: 2 run\(s\) checkpointed, \d+ finished; run the same command again to resume$/);
+  const m = /^sparsebench: interrupted by SIGTERM: (\d+) run\(s\) checkpointed, \d+ finished; run the same command again to resume$/.exec(lines[0]);
+  assert.ok(m, lines[0]);
   const unfinished = ids.filter((id) => existsSync(path.join(out, id)) && !hasFile(out, id, 'result.json'));
-  assert.equal(unfinished.length, 2);
+  assert.ok(unfinished.length >= 1, 'stopped in the middle of a run');
+  assert.equal(Number(m[1]), unfinished.length);
   for (const id of unfinished) {
     assert.ok(hasFile(out, id, 'checkpoint.bin'), `${id} checkpointed`);
     assert.equal(hasFile(out, id, 'lock'), false, `${id} lock released`);
