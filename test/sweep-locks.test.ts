@@ -9,7 +9,7 @@ import { LockLost, processStart, readLock, tryLock } from '../harness/lock.js';
 import { root } from './helpers.js';
 import { sweepFromConfig } from '../harness/config.js';
 import { runId } from '../harness/spec.js';
-import { csvRows, gridConfig, runCliAsync, runDirs, sleep, tmpDir } from './sweep-util.js';
+import { csvRows, gridConfig, runCliAsync, runDirs, tmpDir, waitFor } from './sweep-util.js';
 
 const fast = { staleMs: 60_000, heartbeatMs: 0 };
 
@@ -90,14 +90,12 @@ test('the heartbeat keeps a lock fresh; a holder whose lock was taken over notic
   assert.ok(a.lock);
   const old = new Date(Date.now() - 3600_000);
   utimesSync(file, old, old);
-  await sleep(300);
-  assert.ok(statSync(file).mtimeMs > Date.now() - 5_000, 'touched by the heartbeat');
+  await waitFor('a heartbeat', () => statSync(file).mtimeMs > Date.now() - 5_000, 5_000);
   assert.equal(a.lock.isLost(), false);
   a.lock.assertHeld();
   // another worker takes it over (as after a long stall)
   plant(file, { host: 'elsewhere', pid: 1 });
-  await sleep(900);
-  assert.equal(a.lock.isLost(), true);
+  await waitFor('the holder to notice', () => a.lock!.isLost(), 5_000);
   assert.throws(() => a.lock!.assertHeld(), LockLost);
   a.lock.release();
   assert.equal(readLock(file)?.info?.token, 'planted');
