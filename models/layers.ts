@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../harness/rng.js';
+import type { Model } from './model.js';
 import type { Param, SparseLayer } from './sparse/types.js';
 
 /** A trainable non-sparse parameter (its momentum buffer starts at 0); takes ownership of `init`. */
@@ -14,6 +15,15 @@ export function makeParam(name: string, init: tf.Tensor, decay = true): Param {
   init.dispose();
   return { name, value, velocity: tf.variable(tf.zerosLike(value), false), decay };
 }
+
+/** Model state that is neither a sparse layer nor a trained parameter (checkpointed by name). */
+export interface Buffer {
+  name: string;
+  value: tf.Variable;
+}
+
+/** A model with buffers (harness/train.ts saves and restores them for an exact resume). */
+export type ModelWithBuffers = Model & { buffers(): Buffer[] };
 
 export function disposeParams(params: Param[]): void {
   for (const p of params) { p.value.dispose(); p.velocity.dispose(); }
@@ -119,6 +129,10 @@ export class BatchNorm {
 
   params(): Param[] { return [this.gamma, this.beta]; }
 
+  buffers(): Buffer[] {
+    return [{ name: `${this.name}/running_mean`, value: this.runningMean }, { name: `${this.name}/running_var`, value: this.runningVar }];
+  }
+
   dispose(): void {
     disposeParams(this.params());
     this.runningMean.dispose();
@@ -167,23 +181,31 @@ export class LayerNorm {
 
 /**
  * Inverted dropout (PyTorch semantics: zero with probability `rate`, scale the rest by
- * 1 / (1 - rate)), active in training only. Masks come from our seeded Rng, so a run is
- * reproducible; the stream restarts when the model is rebuilt (e.g. on resume).
+ * 1 / (1 - rate)), active in training only. Masks come from our seeded Rng, whose state lives in
+ * a buffer so that a resumed run draws the same masks as an uninterrupted one.
  */
 export class Dropout {
   private readonly rng: Rng;
-  constructor(readonly rate: number, seed: number, label: string) {
+  private readonly state: tf.Variable;
+
+  constructor(readonly rate: number, seed: number, readonly label: string) {
     this.rng = new Rng(seed, `dropout/${label}`);
+    this.state = tf.variable(tf.tensor1d(this.rng.state().map((v) => v | 0), 'int32'), false);
   }
 
   apply(x: tf.Tensor, training: boolean): tf.Tensor {
     if (!training || this.rate <= 0) return x;
+    this.rng.setState(Array.from(this.state.dataSync()));
     const keep = 1 - this.rate;
     const mask = new Float32Array(x.size);
     const scale = 1 / keep;
     for (let i = 0; i < mask.length; i++) mask[i] = this.rng.float() < keep ? scale : 0;
+    this.state.assign(tf.tensor1d(this.rng.state().map((v) => v | 0), 'int32'));
     return tf.mul(x, tf.tensor(mask, x.shape));
   }
+
+  buffers(): Buffer[] { return [{ name: `${this.label}/dropout_rng`, value: this.state }]; }
+  dispose(): void { this.state.dispose(); }
 }
 
 /**

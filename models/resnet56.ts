@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
-import { BatchNorm, dropBias, scaled, trainableParams } from './layers.js';
+import { BatchNorm, dropBias, scaled, trainableParams, type ModelWithBuffers } from './layers.js';
 import type { ModelEntry } from './model.js';
 import { convGeometry, convInputGrad } from './sparse/masked.js';
 import type { LayerShape, Param, SparseLayer } from './sparse/types.js';
@@ -81,7 +81,7 @@ export const resnet56: ModelEntry = {
     blocks: { type: 'integer', default: 9, minimum: 1, help: 'basic blocks per stage (9: ResNet-56; 3: ResNet-20, 5: ResNet-32)' },
     shortcut: { type: 'string', default: 'A', enum: ['A', 'B'], help: 'A: zero-padding/subsample identity (the authors\' default); B: 1x1 conv + BN' },
   },
-  kernels: ['Conv2D', 'PadV2', 'Slice', 'Transpose', 'Reverse'],
+  kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model resnet56 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);
     const [h0, w0, c0] = data.inputShape;
@@ -128,9 +128,10 @@ export const resnet56: ModelEntry = {
       return bns.get(name)!.apply(l.apply(input), training, o) as tf.Tensor4D;
     };
 
-    return {
+    const model: ModelWithBuffers = {
       layers,
       params: () => params,
+      buffers: () => [...bns.values()].flatMap((b) => b.buffers()),
       forward: (x, training) => {
         let h = convBn('conv1', tf.reshape(x, [x.shape[0], H, W, C]) as tf.Tensor4D, training, { relu: true });
         for (const b of p.blocks) {
@@ -146,5 +147,6 @@ export const resnet56: ModelEntry = {
         for (const sc of shortcuts.values()) sc.kernel.dispose();
       },
     };
+    return model;
   },
 };

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
-import { BatchNorm, Dropout, scaled, seedFromLayers, trainableParams } from './layers.js';
+import { BatchNorm, Dropout, scaled, seedFromLayers, trainableParams, type ModelWithBuffers } from './layers.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape } from './sparse/types.js';
 
@@ -25,7 +25,7 @@ export const vgg16: ModelEntry = {
     width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
     dropout: { type: 'number', default: 0.5, minimum: 0, exclusiveMaximum: 1, help: 'dropout rate in the classifier (PyTorch nn.Dropout default 0.5)' },
   },
-  kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'MaxPool', 'MaxPoolGrad'],
+  kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step', 'MaxPool', 'MaxPoolGrad'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model vgg16 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);
     let [h, w, c] = data.inputShape;
@@ -52,9 +52,10 @@ export const vgg16: ModelEntry = {
     const drop2 = new Dropout(o.dropout, seed, 'fc2');
     const params = trainableParams(layers, new Set(), bns.flatMap((b) => b.params()));
     const [H, W, C] = data.inputShape;
-    return {
+    const model: ModelWithBuffers = {
       layers,
       params: () => params,
+      buffers: () => [...bns.flatMap((b) => b.buffers()), ...drop1.buffers(), ...drop2.buffers()],
       forward: (x, training) => {
         let h = tf.reshape(x, [x.shape[0], H, W, C]) as tf.Tensor4D;
         let k = 0;
@@ -71,7 +72,10 @@ export const vgg16: ModelEntry = {
       dispose: () => {
         layers.forEach((l) => l.dispose());
         bns.forEach((b) => b.dispose());
+        drop1.dispose();
+        drop2.dispose();
       },
     };
+    return model;
   },
 };

@@ -44,7 +44,7 @@ export const vit: ModelEntry = {
     dimHead: { type: 'integer', default: 64, minimum: 1, help: 'width of one attention head' },
     mlp: { type: 'integer', default: 256, minimum: 1, help: 'hidden width of the feed-forward block at width 1' },
   },
-  kernels: ['BatchMatMul', 'Transpose', 'Softmax', 'Erf'],
+  kernels: ['BatchMatMul', 'Transpose', 'Softmax', 'Erf', 'AvgPool', 'Slice', 'Concat'],
   layout(o, data) {
     const d = dims(o, data.inputShape);
     const T = d.tokens;

@@ -21,7 +21,9 @@ import { loadSweep } from '../harness/config.js';
 import { writeCifarFiles } from '../harness/data/cifar.js';
 import { Rng } from '../harness/rng.js';
 import { sgdStep } from '../harness/sgd.js';
-import { crossEntropy } from '../harness/train.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../harness/checkpoint.js';
+import { RunInterrupted, crossEntropy, trainRun, type EpochMetrics, type TrainState } from '../harness/train.js';
+import { specOf } from './helpers.js';
 import { getModel } from '../models/index.js';
 import { BatchNorm, LayerNorm, gelu, multiHeadAttention } from '../models/layers.js';
 import type { DataShape, Model } from '../models/model.js';
@@ -378,5 +380,37 @@ test('data fetch: downloads (plain progress lines off a TTY), verifies the MD5, 
     assert.ok(!existsSync(path.join(work, 'other', 'cifar-100-binary')));
   } finally {
     server.close();
+  }
+});
+
+test('resnet56 and vgg16 (batch-norm statistics, dropout stream) resume from a mid-epoch checkpoint exactly', async () => {
+  await selectBackend('wasm');
+  const base = {
+    dataset: { name: 'synthetic', shape: '8x8x3', classes: 3, trainSamples: 96, testSamples: 48, noise: 0.5, seed: 2 },
+    method: 'rigl', sparsity: { target: 0.7 }, update: { delta: 4, samplesPerClass: 4 },
+    training: { epochs: 2, batchSize: 16, lr: 0.05 },
+  };
+  for (const model of [{ name: 'vgg16', width: 0.25 }, { name: 'resnet56', width: 0.25, blocks: 1 }]) {
+    const config = { ...base, model };
+    const run = async (resume: TrainState | null, stopAt: number | null) => {
+      const metrics: EpochMetrics[] = [];
+      let step = resume?.step ?? 0;
+      let last: TrainState | null = null;
+      try {
+        await trainRun(specOf(config), {}, { onEpoch: (m) => metrics.push({ ...m, wall_s: 0 }), onStep: (s) => { step = s; } }, {
+          resume,
+          onCheckpoint: (c) => { last = decodeCheckpoint(encodeCheckpoint('run', c)).state; },
+          shouldStop: () => stopAt !== null && step >= stopAt,
+        });
+      } catch (e) {
+        if (!(e instanceof RunInterrupted)) throw e;
+      }
+      return { metrics, last: last as TrainState | null };
+    };
+    const whole = await run(null, null);
+    const first = await run(null, 3); // inside epoch 1 (6 steps an epoch), before the first update
+    assert.ok(first.last && first.last.step === 3);
+    const second = await run(first.last, null);
+    assert.deepEqual([...first.metrics, ...second.metrics], whole.metrics, model.name);
   }
 });
