@@ -1,21 +1,28 @@
 /**
  * Sparse kernels for the always-sparse `csr` format: SpMM, transposed SpMM, SDDMM and a dense
  * transpose, in WebAssembly with SIMD (source: ./assembly/kernels.ts, built by ./build.mjs into
- * ./build/), run on up to `setThreads(n)` threads that share one WebAssembly.Memory.
+ * ./build/; the relaxed-SIMD build, which fuses multiply-adds, is used where the engine accepts it:
+ * on Node 20 that means turning on V8's --experimental-wasm-relaxed-simd at load time;
+ * SPARSEBENCH_RELAXED_SIMD=0 keeps the plain SIMD build).
  *
- * The API is synchronous (it is called from inside tfjs custom-gradient functions): the calling
- * thread runs its share of the work and waits for the worker threads with Atomics.wait, which Node
- * allows on the main thread. Workers are started lazily, on the first call large enough to split,
- * and never keep the process alive.
+ * The API is synchronous (it is called from inside tfjs custom-gradient functions). Up to
+ * `setThreads(n)` threads share one WebAssembly.Memory: a call large enough to split is cut into
+ * chunks that the calling thread and the workers claim from a shared counter; the caller then waits
+ * with Atomics.wait (allowed on Node's main thread) for chunks claimed by others, never for a worker
+ * that claimed none. Workers are started lazily and never keep the process alive. Results do not
+ * depend on the number of threads (bit for bit).
  *
  * Activations are FEATURE-MAJOR: a layer input for a batch of B is passed as its transpose, an
  * (n x B) row-major Float32Array, so that one nonzero multiplies B contiguous floats.
+ * `transpose` converts between the two layouts.
  *
  * Data movement: arguments are copied into the kernels' memory (into grow-only scratch buffers)
  * and results copied out, unless they already live there. Arrays obtained from `allocFloat32` /
  * `allocInt32` are views of the kernels' memory: passing them (as inputs or as `out`) costs no
  * copy, which is what a layer that calls the kernels every step should do with its structure and
- * its activations. An `out` must not overlap any input.
+ * its activations (at 99.9% sparsity the copies cost several times the multiply). An `out` must
+ * not overlap any input. Column indices must lie in [0, cols); they need not be sorted within a
+ * row, but sorted rows make the cache blocking of wide matrices effective.
  */
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -48,16 +55,16 @@ const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 const J_CLAIM = 0, J_DONE = 16, J_COUNT = 32, J_OP = 33, J_ERR = 34, J_BASE = 48, J_STRIDE = 16, MAX_CHUNKS = 1024;
 
 // Below these amounts of work (multiply-adds or elements), one thread is faster than waking another.
-let PAR_MIN_MACS = 1 << 19;
+const PAR_MIN_MACS = 1 << 19;
 const PAR_MIN_ELEMS = 1 << 16;
 // Chunks per thread of a parallel call (taken dynamically, see run()).
-let CHUNKS_PER_THREAD = 4;
-let SPMMT_CHUNKS_PER_THREAD = 1;
+const CHUNKS_PER_THREAD = 4;
+const SPMMT_CHUNKS_PER_THREAD = 1;
 // Cache blocking: the rows of the dense operand that one pass may touch should stay in L2 (2 MiB
 // per core here). Panels are used when the operand is larger and a row has enough nonzeros in a
 // panel to pay for revisiting its outputs.
-let PANEL_BYTES = 1 << 20;
-let PANEL_MIN_NNZ = 4;
+const PANEL_BYTES = 1 << 20;
+const PANEL_MIN_NNZ = 4;
 
 /** Columns of A per panel for an operand of `cols` rows of `rowBytes` each (>= cols: no panels). */
 function panelFor(cols: number, rowBytes: number, nnz: number, rows: number): number {
@@ -571,13 +578,4 @@ export function release(a: Float32Array | Int32Array): void {
   const e = E();
   if (!e.resident(a)) throw new Error('release: not an array of the kernels\' memory');
   e.release(a.byteOffset);
-}
-
-/** TEMPORARY tuning hook. */
-export function _tune(o: Record<string, number>): void {
-  if (o.panelBytes !== undefined) PANEL_BYTES = o.panelBytes;
-  if (o.panelMinNnz !== undefined) PANEL_MIN_NNZ = o.panelMinNnz;
-  if (o.cpt !== undefined) CHUNKS_PER_THREAD = o.cpt;
-  if (o.cptT !== undefined) SPMMT_CHUNKS_PER_THREAD = o.cptT;
-  if (o.parMin !== undefined) PAR_MIN_MACS = o.parMin;
 }
