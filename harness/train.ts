@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { getMethod } from '../methods/index.js';
-import type { ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
+import type { MethodState, ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
 import { getModel } from '../models/index.js';
 import type { Model } from '../models/model.js';
 import { buildSparseLayers, initialDensity } from '../models/sparse/index.js';
@@ -10,6 +10,7 @@ import { median, peakRssMb, stepFlops } from './meters.js';
 import { Rng } from './rng.js';
 import { learningRate, sgdStep } from './sgd.js';
 import type { RunSpec } from './spec.js';
+import { hookRecord, runInitialize, stepHooks, trainRounds, type RoundResult, type RoundsState } from './method-hooks.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -21,6 +22,8 @@ export interface EpochMetrics {
   test_accuracy: number;
   active_params: number;
   wall_s: number;
+  /** multi-round methods (lottery): the round this epoch belongs to */
+  round?: number;
 }
 
 export interface UpdateRecord extends UpdateReport {
@@ -28,6 +31,8 @@ export interface UpdateRecord extends UpdateReport {
   active: number;
   density: Record<string, number>;
   ms: number;
+  /** multi-round methods (lottery): the round this update belongs to */
+  round?: number;
 }
 
 export interface LayerSummary {
@@ -57,6 +62,8 @@ export interface RunSummary {
   step_ms: number;
   update_ms: number | null;
   layers: LayerSummary[];
+  /** multi-round methods (lottery): every round's result; the fields above are the last round's */
+  rounds?: RoundResult[];
 }
 
 export interface RunEvents {
@@ -166,6 +173,10 @@ export interface TrainState {
   metrics: EpochMetrics[];
   updates: UpdateRecord[];
   counters: { trainFlops: number; denseFlops: number; stepTimes: number[]; updateTimes: number[]; elapsedS: number };
+  /** the method's per-run state (methods/types.ts MethodState), when it keeps one */
+  methodState?: MethodState;
+  /** multi-round methods: where the rounds stand (harness/method-hooks.ts) */
+  rounds?: RoundsState;
 }
 
 /** How a caller steers a run: resume from a state, receive checkpoints, ask it to stop. */
@@ -178,6 +189,10 @@ export interface RunControl {
   checkpointSeconds?: number;
   /** polled after every step: when true, the run checkpoints and throws RunInterrupted */
   shouldStop?(): boolean;
+  /** multi-round methods (harness/method-hooks.ts): receives the training state when `step` is reached */
+  rewindAt?: { step: number; take(s: TrainState): void };
+  /** multi-round methods: the method state shared by the rounds */
+  methodState?: MethodState;
 }
 
 /** Thrown by trainRun when RunControl.shouldStop asked it to stop (after a checkpoint). */
@@ -196,6 +211,7 @@ export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events:
   const started = performance.now();
   const { data, model, train, test } = prepareRun(spec, env);
   try {
+    if (getMethod(spec.method.name).rounds) return await trainRounds(trainPrepared, spec, data, model, train, test, started, events, control);
     return await trainPrepared(spec, data, model, train, test, started, events, control);
   } finally {
     model.dispose();
@@ -228,7 +244,8 @@ function restoreModel(model: Model, s: TrainState): void {
   }
 }
 
-async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents, control: RunControl): Promise<RunSummary> {
+/** The training loop of a prepared run (trainRun's body; multi-round methods run it once per round). */
+export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents, control: RunControl): Promise<RunSummary> {
   const rng = new Rng(spec.seed);
   const dataRng = rng.fork('data');
   const methodRng = rng.fork('method');
@@ -268,6 +285,18 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
   }
   let trainable = model.params().map((p) => p.value);
 
+  // optional method hooks (methods/types.ts, harness/method-hooks.ts): per-run state, one-time initialisation, after-step
+  const methodState: MethodState = resume?.methodState ?? control.methodState ?? {};
+  const hooks = stepHooks(method, spec, model, methodState);
+  if (!resume && method.initialize) {
+    const record = runInitialize(method, spec, model, data, train, schedule, methodRng, probeRng, methodState);
+    trainable = model.params().map((p) => p.value);
+    trainFlops += record.flops;
+    updateTimes.push(record.ms);
+    updates.push(record);
+    events.onUpdate?.(record);
+  }
+
   const probe = () => {
     const idx = samplesPerClass(train, data.classes, schedule!.samplesPerClass, probeRng);
     model.layers.forEach((l) => l.setProbe(true));
@@ -296,6 +325,7 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
     metrics: [...metrics],
     updates: [...updates],
     counters: { trainFlops, denseFlops, stepTimes: [...stepTimes], updateTimes: [...updateTimes], elapsedS: (performance.now() - started) / 1000 },
+    ...(Object.keys(methodState).length ? { methodState: structuredClone(methodState) } : {}),
   });
   const checkpointMs = (control.checkpointSeconds ?? 600) * 1000;
   let lastCheckpoint = performance.now();
@@ -329,6 +359,7 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
     for (let b = first; b < order.length; b++) {
       const idx = order[b];
       if (step >= totalSteps) break;
+      if (control.rewindAt && step === control.rewindAt.step) control.rewindAt.take(snapshot(epoch - 1, { batch: b, orderRng, lossSum, correct, seen, lr }));
       const ctx: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
       if (method.updates && method.updatesAt(ctx, spec.method)) {
         const t0 = performance.now();
@@ -349,6 +380,7 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
       const batch = gather(train, fs, idx);
       if (data.augment) data.augment(batch.x, idx.length, dataRng);
       lr = learningRate(step, stepsPerEpoch, t);
+      hooks.before();
       const [loss, hits] = tf.tidy(() => {
         const b = batchTensors(data, batch);
         let hitsT: tf.Scalar | null = null;
@@ -362,6 +394,14 @@ async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: 
         hitsT!.dispose();
         return out;
       });
+      const hooked = hooks.after({ step, totalSteps, stepsPerEpoch, schedule: schedule!, lr });
+      if (hooked) trainFlops += hooked.flops;
+      if (hooked?.update) {
+        trainable = model.params().map((p) => p.value);
+        const record = hookRecord(model, step, hooked.update, performance.now() - t0);
+        updates.push(record);
+        events.onUpdate?.(record);
+      }
       stepTimes.push(performance.now() - t0);
       trainFlops += stepFlops(model.layers, idx.length);
       denseFlops += stepFlops(model.layers, idx.length, true);

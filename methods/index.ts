@@ -5,6 +5,11 @@ import { set } from './set.js';
 import { rigl } from './rigl.js';
 import { gse } from './gse.js';
 import { gradual } from './gradual.js';
+import { snip } from './snip.js';
+import { grasp } from './grasp.js';
+import { synflow } from './synflow.js';
+import { lottery } from './lottery.js';
+import { topkast } from './topkast.js';
 import type { Method } from './types.js';
 
 /** The registry: the only list of methods. */
@@ -15,6 +20,11 @@ export const methods: Record<string, Method> = {
   [rigl.name]: rigl,
   [gse.name]: gse,
   [gradual.name]: gradual,
+  [snip.name]: snip,
+  [grasp.name]: grasp,
+  [synflow.name]: synflow,
+  [lottery.name]: lottery,
+  [topkast.name]: topkast,
 };
 
 export function getMethod(name: string): Method {

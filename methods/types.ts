@@ -1,6 +1,6 @@
 import type { Rng } from '../harness/rng.js';
 import type { OptionSpecs } from '../harness/options.js';
-import type { SparseWeight } from '../models/sparse/types.js';
+import type { SparseLayer, SparseWeight } from '../models/sparse/types.js';
 
 /** The shared prune-grow schedule group of a run (config field "update"). */
 export interface UpdateSchedule {
@@ -30,6 +30,8 @@ export interface UpdateContext extends ScheduleContext {
   sparsity: number;
   /** one forward/backward pass over a fresh update batch that records every layer's probe */
   probe(): void;
+  /** per-run state of the method, kept in checkpoints (see MethodState); the harness always passes it */
+  state?: MethodState;
 }
 
 export interface UpdateReport {
@@ -63,4 +65,102 @@ export interface Method<O extends Record<string, unknown> = Record<string, any>>
   startsDense(options: O): boolean;
   updatesAt(ctx: ScheduleContext, options: O): boolean;
   update(ctx: UpdateContext, options: O): UpdateReport;
+  /**
+   * Optional, e.g. pruning at initialisation: runs once, before the first training step of a fresh
+   * run (never on resume: the checkpoint holds its outcome). Its report is recorded as an update
+   * at step 0.
+   */
+  initialize?(ctx: InitContext, options: O): UpdateReport;
+  /**
+   * Optional (Top-KAST): when present, every training step's own forward/backward records each
+   * layer's probe, and this runs after that step's SGD update, before the probe is cleared.
+   */
+  afterStep?(ctx: StepContext, options: O): StepReport;
+  /** Optional (lottery ticket): several training rounds in one run, see RoundHooks. */
+  rounds?: RoundHooks<O>;
+}
+
+/**
+ * Per-run state of a method (methods themselves are shared, stateless objects): the harness
+ * creates one empty object per run, passes it to every hook, and stores it in checkpoints, so it
+ * may hold only JSON values and typed arrays.
+ */
+export type MethodState = Record<string, unknown>;
+
+/**
+ * A sparse weight whose whole trainable state can be read and replaced (the checkpoint half of
+ * the SparseLayer contract): for methods that must restore values, not only structure.
+ */
+export type StatefulWeight = SparseWeight & Pick<SparseLayer, 'saveState' | 'loadState'>;
+
+export interface ProbeOptions {
+  /** the logits are divided by this before the cross-entropy (GraSP: 200); default 1 */
+  temperature?: number;
+  /** the same examples as the previous probe instead of a fresh update batch (finite differences) */
+  sameBatch?: boolean;
+  /**
+   * SynFlow's data-free pass instead of the loss: every parameter and buffer replaced by its
+   * absolute value, one all-ones input, evaluation mode, objective R = sum of the outputs; the
+   * model is restored exactly afterwards
+   */
+  synflow?: boolean;
+}
+
+export interface InitContext {
+  layers: StatefulWeight[];
+  rng: Rng;
+  /** the run's target sparsity */
+  sparsity: number;
+  /** the "update" group (samplesPerClass, scope), when the method uses it */
+  schedule?: UpdateSchedule;
+  /**
+   * per layer, the active count a sparse initialisation at the target gets (sparsity.distribution,
+   * holdActive): what scope local prunes each layer to; their sum is the global target count
+   */
+  targetCounts: number[];
+  /** one forward/backward pass over a fresh update batch (samplesPerClass per class) recording every layer's probe */
+  probe(o?: ProbeOptions): void;
+  state: MethodState;
+}
+
+export interface StepContext extends ScheduleContext {
+  layers: StatefulWeight[];
+  sparsity: number;
+  /** the learning rate, momentum and weight decay of the step that just ran */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  state: MethodState;
+}
+
+export interface StepReport {
+  /** floating-point operations the hook spent: counted as training cost */
+  flops: number;
+  /** set when the hook changed the active set: recorded as an update at this step */
+  update?: UpdateReport;
+}
+
+/** What a multi-round method sees when a round has ended (its final evaluation is done). */
+export interface RoundContext {
+  layers: StatefulWeight[];
+  /** the round that just ended: 0 is the first */
+  round: number;
+  sparsity: number;
+  /** as InitContext.targetCounts */
+  targetCounts: number[];
+  schedule?: UpdateSchedule;
+  state: MethodState;
+}
+
+/**
+ * Several complete training runs inside one run folder (lottery ticket rewinding). Round 0 trains
+ * from the initialisation; while it runs, the harness stores the whole training state (weights,
+ * momentum, data and random streams) at step rewindStep. After each round, `next` prunes (or
+ * answers null: that round was the last); the harness then rewinds every weight, bias and buffer
+ * to the stored state, keeps the pruned structure, and trains again from that step. The last
+ * round's metrics are the run's result; every round is reported.
+ */
+export interface RoundHooks<O> {
+  rewindStep(options: O): number;
+  next(ctx: RoundContext, options: O): UpdateReport | null;
 }

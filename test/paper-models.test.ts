@@ -320,8 +320,8 @@ test('configs/paper: six files, each the paper\'s grid and hyperparameters', () 
     const [dataset, model] = f.replace('.json', '').split('-');
     // dense ignores the sparsity: 3 seeds; every sparse method: 3 sparsities x 3 seeds
     const methods = [...new Set(sweep.specs.map((s) => s.method.name))].sort();
-    assert.deepEqual(methods, ['dense', 'gradual', 'gse', 'rigl', 'set', 'static'], f);
-    assert.equal(sweep.specs.length, 3 + 5 * 9, f);
+    assert.deepEqual(methods, ['dense', 'gradual', 'grasp', 'gse', 'lottery', 'rigl', 'set', 'snip', 'static', 'synflow', 'topkast'], f);
+    assert.equal(sweep.specs.length, 3 + 10 * 9, f);
     for (const s of sweep.specs) {
       assert.equal(s.dataset.name, dataset);
       assert.equal(s.model.name, model);

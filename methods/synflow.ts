@@ -1,0 +1,70 @@
+/**
+ * SynFlow (Tanaka et al. 2020, "Pruning neural networks without any data by iteratively
+ * conserving synaptic flow"): data-free, iterative pruning at initialisation. Each of `iterations`
+ * (100, the paper's) rounds scores every active connection by |∂R/∂w ⊙ w|, where
+ * R = 1ᵀ f(1; |θ|) is the sum of the network's outputs on one all-ones input with every
+ * parameter and buffer replaced by its absolute value (biases included, as in their code, which
+ * abs()es the whole state dict; evaluation mode), then prunes to the density of an exponential
+ * schedule, d_k = d^(k/N) for k = 1..N (d the target density), so the last round lands exactly on
+ * the target. Then static. ReLU networks: R is then a sum over paths of |weight| products.
+ *
+ * The pass runs in float32 (the authors' code uses float64): R is a product over the depth, so a
+ * very deep network can overflow; a non-finite R is reported as an error, never scored.
+ *
+ * Scope global (the paper's default) ranks every layer together; local keeps each layer's
+ * sparse-initialisation count (and prunes each layer on its own exponential schedule). Equal
+ * scores: lowest (layer, row, col) pruned first. Not always sparse: it starts dense and scores
+ * every connection.
+ */
+import { probeFlops } from './dst.js';
+import { exponentialKeep, isGlobal, pruneToKeep, scoredPools } from './prune-init.js';
+import type { InitContext, Method, UpdateReport } from './types.js';
+
+export interface SynflowOptions {
+  iterations: number;
+}
+
+/** |∂R/∂w ⊙ w| of every active connection, after one SynFlow probe pass; with its FLOPs. */
+export function synflowScores(ctx: Pick<InitContext, 'layers' | 'probe'>): { scores: Float32Array[]; flops: number } {
+  ctx.probe({ synflow: true });
+  let flops = probeFlops(ctx.layers);
+  const scores = ctx.layers.map((l) => {
+    const a = l.active();
+    const g = l.subsetGradient(a);
+    const w = l.magnitudes(a);
+    flops += 2 * l.probeRows() * a.row.length + a.row.length;
+    const s = new Float32Array(g.length);
+    for (let i = 0; i < s.length; i++) s[i] = Math.abs(g[i]) * w[i];
+    return s;
+  });
+  return { scores, flops };
+}
+
+export function synflowInitialize(ctx: InitContext, o: SynflowOptions): UpdateReport {
+  const global = isGlobal(ctx.schedule?.scope);
+  const sizes = ctx.layers.map((l) => l.rows * l.cols);
+  let flops = 0;
+  let pruned = 0;
+  for (let k = 1; k <= o.iterations; k++) {
+    const r = synflowScores(ctx);
+    flops += r.flops;
+    const pools = scoredPools(ctx.layers, ctx.layers.map((l) => l.active()), r.scores);
+    pruned += pruneToKeep(ctx.layers, pools, exponentialKeep(sizes, ctx.targetCounts, global, k / o.iterations), global, 'synflow');
+  }
+  return { k: pruned, grown: 0, pruned, flops };
+}
+
+export const synflow: Method = {
+  name: 'synflow',
+  summary: 'SynFlow: data-free iterative pruning at initialisation by |dR/dw x w| (R = sum of outputs on an all-ones input, |parameters|), exponential schedule to the target; then static (starts dense: not always sparse)',
+  options: {
+    iterations: { type: 'integer', default: 100, minimum: 1, help: 'pruning rounds, density d^(k/iterations) after round k (paper: 100)' },
+  },
+  sparse: true,
+  alwaysSparse: false,
+  updates: true,
+  startsDense: () => true,
+  updatesAt: () => false,
+  update: () => { throw new Error('synflow prunes only at initialisation'); },
+  initialize: (ctx, o) => synflowInitialize(ctx, o as SynflowOptions),
+};
