@@ -51,6 +51,8 @@ export class CsrLayer implements SparseLayer {
   private readonly biasVelocity: tf.Variable;
   /** the last forward input, feature-major (cols x B), grow-only (kernels' memory) */
   private xBuf: Float32Array | null = null;
+  /** the probe record's hT and deltaT, grow-only (kernels' memory) */
+  private probeBuf: Float32Array | null = null;
   /** counts forward passes: a backward pass checks that its xT and vals are still its own */
   private generation = 0;
   /** counts structure changes: a backward pass across one is an error */
@@ -107,9 +109,9 @@ export class CsrLayer implements SparseLayer {
       const structure = this.structure;
       const csr: K.Csr = { rows, cols, rowPtr: this.rowPtr, colIdx: this.colIdx, values: this.vals };
       const rowIdx = this.rowIdx;
-      const yT = K.spmm(csr, xT, B, scratch('yT', rows * B));
+      const yT = K.spmm(csr, xT, B, scratch('yT/dyT', rows * B));
       addRows(yT, readFloats(bias), B);
-      const value = tensorOf(K.transpose(yT, rows, B, scratch('y', rows * B)), [B, rows]);
+      const value = tensorOf(K.transpose(yT, rows, B, scratch('out', rows * B)), [B, rows]);
       const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
         if (this.structure !== structure) throw new Error(`${this.name}: the structure changed between a forward pass and its backward pass`);
         let h = xT;
@@ -120,17 +122,37 @@ export class CsrLayer implements SparseLayer {
           this.vals.set(readFloats(w));
           this.generation++;
         }
-        const dyT = K.transpose(readFloats(dy), B, rows, scratch('dyT', rows * B));
-        if (this.probing) this.probe = new ProbeRecord(copyOf(h), copyOf(dyT), rows, cols, B);
+        const dyT = K.transpose(readFloats(dy), B, rows, scratch('yT/dyT', rows * B));
+        if (this.probing) this.probe = this.record(h, dyT, B);
         const dbias = rowSums(dyT, rows, B);
         const dxT = K.spmmT(csr, dyT, B, scratch('dxT', cols * B));
-        const dx = tensorOf(K.transpose(dxT, cols, B, scratch('dx', cols * B)), [B, cols]);
-        const dv = tensorOf(K.sddmm(rowIdx, csr.colIdx, dyT, h, B, scratch('dv', rowIdx.length)), [rowIdx.length]);
+        const dx = tensorOf(K.transpose(dxT, cols, B, scratch('out', cols * B)), [B, cols]);
+        const dv = tensorOf(K.sddmm(rowIdx, csr.colIdx, dyT, h, B, scratch('out', rowIdx.length)), [rowIdx.length]);
         return [dx, dv, tf.tensor1d(dbias)];
       };
       return { value, gradFunc };
     };
     return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  }
+
+  /**
+   * A probe record of copies of hT and deltaT, held in this layer's grow-only probe buffers in the
+   * kernels' memory (reused by every probe pass: no fresh allocation, and the subset gradient
+   * reads them in place).
+   */
+  private record(hT: Float32Array, deltaT: Float32Array, B: number): ProbeRecord {
+    const hl = this.cols * B;
+    const dl = this.rows * B;
+    if (!this.probeBuf || this.probeBuf.length < hl + dl) {
+      this.probe = null;
+      if (this.probeBuf) K.release(this.probeBuf);
+      this.probeBuf = K.allocFloat32(hl + dl);
+    }
+    const h = this.probeBuf.subarray(0, hl);
+    const d = this.probeBuf.subarray(hl, hl + dl);
+    h.set(hT);
+    d.set(deltaT);
+    return new ProbeRecord(h, d, this.rows, this.cols, B);
   }
 
   /** x (B x cols, batch-major) -> this layer's xT buffer (cols x B), a view of exactly cols*B */
@@ -397,7 +419,9 @@ export class CsrLayer implements SparseLayer {
     for (const t of [this.values, this.velocity, this.bias, this.biasVelocity]) t.dispose();
     for (const a of [this.rowPtr, this.colIdx, this.rowIdx, this.vals]) K.release(a);
     if (this.xBuf) K.release(this.xBuf);
+    if (this.probeBuf) K.release(this.probeBuf);
     this.xBuf = null;
+    this.probeBuf = null;
     this.probe = null;
   }
 }
@@ -463,7 +487,8 @@ function copyOf(a: Float32Array): Float32Array {
 
 /**
  * Grow-only buffers in the kernels' memory shared by every csr layer, for results consumed at
- * once (yT before its transpose, dyT and dxT within one backward pass). Views of exactly `len`.
+ * once: 'yT/dyT' (yT until its transpose; dyT through one backward pass), 'dxT', and 'out' (y,
+ * dx, dValues until they are made tensors). Views of exactly `len`.
  */
 const shared = new Map<string, Float32Array>();
 function scratch(name: string, len: number): Float32Array {
