@@ -119,6 +119,31 @@ test('the three models build at tiny input size, run forward and backward on eve
   }
 });
 
+test('vit runs on the always-sparse csr format with the same loss and gradients as masked', async () => {
+  await selectBackend('wasm');
+  const tiny: DataShape = { inputShape: [8, 8, 3], classes: 4 };
+  const o = { ...optionsOf('vit', { width: 0.0625, dimHead: 8 }) };
+  const x = tf.randomNormal([4, 8 * 8 * 3], 0, 1, 'float32', 1);
+  const y = tf.tensor1d([0, 1, 2, 3], 'int32');
+  const out: Record<string, { loss: number; grads: Float32Array[] }> = {};
+  for (const format of ['masked', 'csr'] as const) {
+    const entry = getModel('vit');
+    const layers = buildSparseLayers(entry.layout(o, tiny), { density: 0.3, distribution: 'erdos-renyi', format, rng: new Rng(0).fork('init') });
+    const m = entry.build(o, tiny, layers);
+    const params = m.params();
+    out[format] = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(m.forward(x, true), y, 4), params.map((p) => p.value));
+      // the non-sparse parameters (layer norms) in order: their gradients must agree
+      const extra = params.filter((p) => !p.name.endsWith('/weight') && !p.name.endsWith('/bias'));
+      return { loss: value.dataSync()[0], grads: extra.map((p) => grads[p.value.name].dataSync() as Float32Array) };
+    });
+    m.dispose();
+  }
+  assert.ok(Math.abs(out.masked.loss - out.csr.loss) < 1e-5, `loss masked ${out.masked.loss} csr ${out.csr.loss}`);
+  out.masked.grads.forEach((g, i) => g.forEach((v, j) => assert.ok(Math.abs(v - out.csr.grads[i][j]) < 1e-4)));
+  x.dispose(); y.dispose();
+});
+
 test('a short training of tiny-width variants lowers the loss', async () => {
   await selectBackend('wasm');
   const tiny: DataShape = { inputShape: [8, 8, 3], classes: 4 };
