@@ -431,9 +431,13 @@ export class CsrLayer implements SparseLayer {
  * valid until the next tfjs allocation), elsewhere dataSync().
  */
 function readFloats(t: tf.Tensor): Float32Array {
-  if (tf.getBackend() === 'wasm') {
+  if (tf.getBackend() === 'wasm' && t.dtype === 'float32') {
     const b = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.Tensor) => Float32Array };
-    if (typeof b.typedArrayFromHeap === 'function' && t.dtype === 'float32') return b.typedArrayFromHeap(t);
+    try {
+      if (typeof b.typedArrayFromHeap === 'function') return b.typedArrayFromHeap(t);
+    } catch {
+      // data held by another backend: dataSync moves it
+    }
   }
   return t.dataSync() as Float32Array;
 }
