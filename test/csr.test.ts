@@ -205,6 +205,7 @@ test('prune and grow keep the CSR invariants over many random rounds (values kep
     });
     const ref = refMap(layer);
     checkInvariants(layer, ref, 'init');
+    const kept = layer.params();
     const tensorsBefore = tf.memory().numTensors;
     for (let round = 0; round < 40; round++) {
       train();
@@ -230,6 +231,10 @@ test('prune and grow keep the CSR invariants over many random rounds (values kep
       for (const k of grow) now.set(k, 0);
       checkInvariants(layer, now, `round ${round} after grow`);
       if (prune.length + grow.length > 0) assert.ok(oldParam.isDisposed, 'the old values variable is disposed');
+      // a model that kept the list from params() once (vit does) sees the new variables
+      assert.equal(layer.params(), kept);
+      assert.ok(!kept[0].value.isDisposed && kept[0].value.size === layer.activeCount());
+      assert.ok(!kept[0].velocity.isDisposed && kept[0].velocity.size === layer.activeCount());
       // grown connections have momentum exactly 0
       const a = layer.active();
       const v = layer.params()[0].velocity.dataSync();

@@ -60,6 +60,7 @@ export class CsrLayer implements SparseLayer {
   private probing = false;
   private probe: ProbeRecord | null = null;
   private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  private readonly paramList: Param[];
   private disposed = false;
 
   constructor(readonly shape: LayerShape, init: LayerInit) {
@@ -82,6 +83,10 @@ export class CsrLayer implements SparseLayer {
     this.velocity = variable(new Float32Array(nnz), false);
     this.bias = variable(init.bias, true);
     this.biasVelocity = variable(new Float32Array(this.rows), false);
+    this.paramList = [
+      { name: `${this.name}/weight`, value: this.values, velocity: this.velocity, decay: true },
+      { name: `${this.name}/bias`, value: this.bias, velocity: this.biasVelocity, decay: true },
+    ];
     this.op = this.linearOp();
   }
 
@@ -165,11 +170,12 @@ export class CsrLayer implements SparseLayer {
     return K.transpose(x, B, this.cols, this.xBuf.subarray(0, len));
   }
 
+  /**
+   * The same two Param objects on every call; a structure change points the weight param at the
+   * new values/momentum variables, so a model that keeps the list it got once (vit) stays current.
+   */
   params(): Param[] {
-    return [
-      { name: `${this.name}/weight`, value: this.values, velocity: this.velocity, decay: true },
-      { name: `${this.name}/bias`, value: this.bias, velocity: this.biasVelocity, decay: true },
-    ];
+    return this.paramList;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -311,6 +317,8 @@ export class CsrLayer implements SparseLayer {
     this.velocity.dispose();
     this.values = variable(values, true);
     this.velocity = variable(velocity, false);
+    this.paramList[0].value = this.values;
+    this.paramList[0].velocity = this.velocity;
     this.structure++;
   }
 
