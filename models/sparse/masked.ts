@@ -41,10 +41,11 @@ export class MaskedLayer implements SparseLayer {
       this.mask[i] = 1;
     }
     this.count = row.length;
-    this.weight = tf.variable(tf.tensor(w, tfShape), true);
-    this.velocity = tf.variable(tf.zeros(tfShape), false);
-    this.bias = tf.variable(tf.tensor1d(init.bias), true);
-    this.biasVelocity = tf.variable(tf.zeros([this.rows]), false);
+    // in a tidy: the initial-value tensors would otherwise stay allocated next to the variables
+    this.weight = tf.tidy(() => tf.variable(tf.tensor(w, tfShape), true));
+    this.velocity = tf.tidy(() => tf.variable(tf.zeros(tfShape), false));
+    this.bias = tf.tidy(() => tf.variable(tf.tensor1d(init.bias), true));
+    this.biasVelocity = tf.tidy(() => tf.variable(tf.zeros([this.rows]), false));
     this.maskTensor = this.buildMaskTensor(tfShape);
     this.op = shape.kind === 'conv' ? this.convOp() : this.linearOp();
   }
@@ -158,8 +159,11 @@ export class MaskedLayer implements SparseLayer {
       v[i] = 0;
     }
     this.count += state ? c.row.length : -c.row.length;
-    this.weight.assign(tf.tensor(w, this.weight.shape));
-    this.velocity.assign(tf.tensor(v, this.velocity.shape));
+    // in a tidy: an assigned tensor not disposed keeps the variable's previous buffer alive (a leak per call)
+    tf.tidy(() => {
+      this.weight.assign(tf.tensor(w, this.weight.shape));
+      this.velocity.assign(tf.tensor(v, this.velocity.shape));
+    });
     this.maskTensor.dispose();
     this.maskTensor = this.buildMaskTensor(this.weight.shape);
   }
@@ -203,10 +207,12 @@ export class MaskedLayer implements SparseLayer {
       this.mask[i] = 1;
     }
     this.count = s.connections.row.length;
-    this.weight.assign(tf.tensor(w, this.weight.shape));
-    this.velocity.assign(tf.tensor(v, this.velocity.shape));
-    this.bias.assign(tf.tensor1d(s.bias));
-    this.biasVelocity.assign(tf.tensor1d(s.biasVelocity));
+    tf.tidy(() => {
+      this.weight.assign(tf.tensor(w, this.weight.shape));
+      this.velocity.assign(tf.tensor(v, this.velocity.shape));
+      this.bias.assign(tf.tensor1d(s.bias));
+      this.biasVelocity.assign(tf.tensor1d(s.biasVelocity));
+    });
     this.maskTensor.dispose();
     this.maskTensor = this.buildMaskTensor(this.weight.shape);
     this.probe = null;
