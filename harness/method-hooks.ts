@@ -127,12 +127,13 @@ export function stepHooks(method: Method, spec: RunSpec, model: Model, state: Me
     before(): void {
       if (on) model.layers.forEach((l) => l.setProbe(true));
     },
-    /** after the SGD step of `ctx.step` */
-    after(ctx: Omit<StepContext, 'layers' | 'sparsity' | 'momentum' | 'weightDecay' | 'state'>): StepReport | null {
+    /** after the SGD step of `ctx.step`; `ms`: the hook's own time */
+    after(ctx: Omit<StepContext, 'layers' | 'sparsity' | 'momentum' | 'weightDecay' | 'state'>): (StepReport & { ms: number }) | null {
       if (!on) return null;
+      const t0 = performance.now();
       model.layers.forEach((l) => l.setProbe(false));
       try {
-        return method.afterStep!({
+        const r = method.afterStep!({
           ...ctx,
           layers: model.layers,
           sparsity: spec.sparsity.target,
@@ -140,6 +141,7 @@ export function stepHooks(method: Method, spec: RunSpec, model: Model, state: Me
           weightDecay: spec.training.weightDecay,
           state,
         }, spec.method);
+        return { ...r, ms: performance.now() - t0 };
       } finally {
         model.layers.forEach((l) => l.clearProbe());
       }

@@ -398,7 +398,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
       if (hooked) trainFlops += hooked.flops;
       if (hooked?.update) {
         trainable = model.params().map((p) => p.value);
-        const record = hookRecord(model, step, hooked.update, performance.now() - t0);
+        const record = hookRecord(model, step, hooked.update, hooked.ms);
         updates.push(record);
         events.onUpdate?.(record);
       }
