@@ -47,18 +47,28 @@ function buffers(model: Model): tf.Variable[] {
  * SynFlow's data-free pass. Every layer records its input and output gradient, so the contract's
  * subsetGradient / denseGradient answer for that objective.
  */
-export function initProbe(model: Model, data: Dataset, train: Split, schedule: UpdateSchedule | undefined, rng: Rng): (o?: ProbeOptions) => void {
+export function initProbe(model: Model, data: Dataset, train: Split, schedule: UpdateSchedule | undefined, rng: Rng): ((o?: ProbeOptions) => void) & { release(): void } {
   const fs = featureSize(data.inputShape);
   let last: Int32Array | null = null;
-  return (o: ProbeOptions = {}) => {
+  // buffers (batch-norm statistics, dropout streams) as they were before the last fresh-batch pass
+  let before: tf.Tensor[] = [];
+  const release = () => { before.forEach((t) => t.dispose()); before = []; };
+  return Object.assign((o: ProbeOptions = {}) => {
     const trainable = model.params().map((p) => p.value);
     model.layers.forEach((l) => l.setProbe(true));
     try {
-      if (o.synflow) return synflowPass(model, fs, trainable);
+      if (o.synflow) return synflowPass(model, fs, trainable, o.zeroBiases ?? false);
       if (!schedule) throw new Error('probe: the method has no "update" group (samplesPerClass)');
       if (o.sameBatch && !last) throw new Error('probe: sameBatch without a previous probe');
       const idx = o.sameBatch ? last! : samplesPerClass(train, data.classes, schedule.samplesPerClass, rng);
       last = idx;
+      // the same batch sees the same model state: same dropout masks, same normalisation statistics
+      const bufs = buffers(model);
+      if (o.sameBatch) bufs.forEach((b, i) => b.assign(before[i]));
+      else {
+        before.forEach((t) => t.dispose());
+        before = bufs.map((b) => tf.keep(b.clone()));
+      }
       const b = gather(train, fs, idx);
       const temperature = o.temperature ?? 1;
       tf.tidy(() => {
@@ -72,31 +82,44 @@ export function initProbe(model: Model, data: Dataset, train: Split, schedule: U
     } finally {
       model.layers.forEach((l) => l.setProbe(false));
     }
-  };
+  }, { release });
 }
 
 /**
  * SynFlow (Tanaka et al. 2020, as in their code and the GSE authors'): every parameter and
- * buffer (weights, biases, normalisation statistics) replaced by its absolute value, one all-ones
- * input, evaluation mode, R = sum of the outputs, one backward pass; then every tensor gets its
- * saved value back, bit for bit (tf.Variable.assign: the layers' probes survive). float32 here
- * (the authors use float64): a non-finite R is an error rather than silent NaN scores.
+ * buffer (weights, biases, normalisation statistics) replaced by its absolute value (with
+ * `zeroBiases`, the layers' biases by 0), one all-ones input, evaluation mode, R = sum of the
+ * outputs, one backward pass; then every tensor gets its saved value back, bit for bit
+ * (tf.Variable.assign: the layers' probes survive).
+ *
+ * float32 here (the authors use float64): R is a product over the depth and overflows in deep
+ * networks (ResNet-56). With zeroBiases the pass is positively homogeneous, so input x c and
+ * objective x s (c = s = 2^-k, k = 0, 40, 80, 120 until R and every gradient are finite) scale
+ * every score by the same c * s and change no decision. Without it a non-finite pass is an error.
  */
-function synflowPass(model: Model, fs: number, trainable: tf.Variable[]): void {
+function synflowPass(model: Model, fs: number, trainable: tf.Variable[], zeroBiases: boolean): void {
   const tensors = [...trainable, ...buffers(model)];
+  const biases = new Set(model.layers.flatMap((l) => l.params().filter((p) => p.name.endsWith('/bias')).map((p) => p.value)));
   const saved = tensors.map((t) => tf.keep(t.clone()));
   try {
-    tf.tidy(() => { for (const t of tensors) t.assign(tf.abs(t)); });
-    let r = NaN;
-    tf.tidy(() => {
-      const x = tf.ones([1, fs]);
-      tf.variableGrads(() => {
-        const out = tf.sum(model.forward(x, false)) as tf.Scalar;
-        r = out.dataSync()[0];
-        return out;
-      }, trainable);
-    });
-    if (!Number.isFinite(r)) throw new Error(`synflow: R = sum of the outputs is ${r} in float32 (the network is too deep for a float32 SynFlow pass)`);
+    tf.tidy(() => { for (const t of tensors) t.assign(zeroBiases && biases.has(t) ? tf.zerosLike(t) : tf.abs(t)); });
+    for (const k of zeroBiases ? [0, 40, 80, 120] : [0]) {
+      const scale = Math.pow(2, -k);
+      let r = NaN;
+      const finite = tf.tidy(() => {
+        const x = tf.fill([1, fs], scale);
+        const { grads } = tf.variableGrads(() => {
+          const out = tf.sum(model.forward(x, false)) as tf.Scalar;
+          r = out.dataSync()[0];
+          return tf.mul(out, scale) as tf.Scalar;
+        }, trainable);
+        return Object.values(grads).every((g) => tf.all(tf.isFinite(g)).dataSync()[0] === 1);
+      });
+      if (Number.isFinite(r) && finite) return;
+    }
+    throw new Error(zeroBiases
+      ? 'synflow: R overflows float32 even with the input and objective scaled by 2^-120'
+      : 'synflow: R = sum of the outputs overflows float32 in this network; use the synflow option biases: "off" (biases 0 during scoring, which lets the pass rescale exactly)');
   } finally {
     tensors.forEach((t, i) => t.assign(saved[i]));
     saved.forEach((s) => s.dispose());
@@ -106,17 +129,23 @@ function synflowPass(model: Model, fs: number, trainable: tf.Variable[]): void {
 /** Runs Method.initialize (fresh runs only) and returns its update record at step 0. */
 export function runInitialize(method: Method, spec: RunSpec, model: Model, data: Dataset, train: Split, schedule: UpdateSchedule | undefined, rng: Rng, probeRng: Rng, state: MethodState): UpdateRecord {
   const t0 = performance.now();
+  const probe = initProbe(model, data, train, schedule, probeRng);
   const ctx: InitContext = {
     layers: model.layers,
     rng,
     sparsity: spec.sparsity.target,
     schedule,
     targetCounts: targetCounts(spec, data),
-    probe: initProbe(model, data, train, schedule, probeRng),
+    probe,
     state,
   };
-  const report = method.initialize!(ctx, spec.method);
-  model.layers.forEach((l) => l.clearProbe());
+  let report: UpdateReport;
+  try {
+    report = method.initialize!(ctx, spec.method);
+  } finally {
+    probe.release();
+    model.layers.forEach((l) => l.clearProbe());
+  }
   return hookRecord(model, 0, report, performance.now() - t0);
 }
 

@@ -8,8 +8,12 @@
  * schedule, d_k = d^(k/N) for k = 1..N (d the target density), so the last round lands exactly on
  * the target. Then static. ReLU networks: R is then a sum over paths of |weight| products.
  *
- * The pass runs in float32 (the authors' code uses float64): R is a product over the depth, so a
- * very deep network can overflow; a non-finite R is reported as an error, never scored.
+ * The pass runs in float32 (the authors' code uses float64): R is a product over the depth and
+ * overflows in deep networks (ResNet-56 at initialisation: R ~ 1e65). Option biases "off" sets
+ * the layers' biases to 0 during scoring (the authors' ResNets have bias-free convolutions and
+ * zero batch-norm offsets at initialisation); the pass is then positively homogeneous and the
+ * harness rescales input and objective by powers of two, which changes no decision. With biases
+ * "abs" (default, the authors' code) a non-finite R is an error, never scored.
  *
  * Scope global (the paper's default) ranks every layer together; local keeps each layer's
  * sparse-initialisation count (and prunes each layer on its own exponential schedule). Equal
@@ -22,11 +26,12 @@ import type { InitContext, Method, UpdateReport } from './types.js';
 
 export interface SynflowOptions {
   iterations: number;
+  biases: 'abs' | 'off';
 }
 
 /** |∂R/∂w ⊙ w| of every active connection, after one SynFlow probe pass; with its FLOPs. */
-export function synflowScores(ctx: Pick<InitContext, 'layers' | 'probe'>): { scores: Float32Array[]; flops: number } {
-  ctx.probe({ synflow: true });
+export function synflowScores(ctx: Pick<InitContext, 'layers' | 'probe'>, zeroBiases = false): { scores: Float32Array[]; flops: number } {
+  ctx.probe({ synflow: true, zeroBiases });
   let flops = probeFlops(ctx.layers);
   const scores = ctx.layers.map((l) => {
     const a = l.active();
@@ -46,7 +51,7 @@ export function synflowInitialize(ctx: InitContext, o: SynflowOptions): UpdateRe
   let flops = 0;
   let pruned = 0;
   for (let k = 1; k <= o.iterations; k++) {
-    const r = synflowScores(ctx);
+    const r = synflowScores(ctx, o.biases === 'off');
     flops += r.flops;
     const pools = scoredPools(ctx.layers, ctx.layers.map((l) => l.active()), r.scores);
     pruned += pruneToKeep(ctx.layers, pools, exponentialKeep(sizes, ctx.targetCounts, global, k / o.iterations), global, 'synflow');
@@ -59,6 +64,7 @@ export const synflow: Method = {
   summary: 'SynFlow: data-free iterative pruning at initialisation by |dR/dw x w| (R = sum of outputs on an all-ones input, |parameters|), exponential schedule to the target; then static (starts dense: not always sparse)',
   options: {
     iterations: { type: 'integer', default: 100, minimum: 1, help: 'pruning rounds, density d^(k/iterations) after round k (paper: 100)' },
+    biases: { type: 'string', default: 'abs', enum: ['abs', 'off'], help: 'layer biases in the scoring pass: |b| (the authors\' code) or 0 (exact float32 rescaling for deep nets such as ResNet-56, whose R overflows)' },
   },
   sparse: true,
   alwaysSparse: false,

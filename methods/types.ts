@@ -104,6 +104,12 @@ export interface ProbeOptions {
    * model is restored exactly afterwards
    */
   synflow?: boolean;
+  /**
+   * SynFlow pass with the layers' biases set to 0 (instead of |b|): the pass is then positively
+   * homogeneous (ReLU, no offsets at initialisation), so when R or a gradient overflows float32
+   * the harness rescales input and objective by powers of two, which scales every score alike
+   */
+  zeroBiases?: boolean;
 }
 
 export interface InitContext {

@@ -118,6 +118,11 @@ test('SynFlow scores on a tiny network equal the hand computation, and the model
     close(scores[0], [0.75, 0.375, 0.375, 0.75], 1e-6, `${format} fc1`);
     close(scores[1], [0.85, 0.85, 0.425, 0.425], 1e-6, `${format} fc2`);
     assert.deepEqual(ctx.layers.map((l) => l.saveState()), before);
+    // biases off: h = |W1| 1 = (0.75, 0.75)
+    const off = synflowScores(ctx, true).scores;
+    close(off[0], [0.75, 0.375, 0.375, 0.75], 1e-6, `${format} fc1, biases off`);
+    close(off[1], [0.75, 0.75, 0.375, 0.375], 1e-6, `${format} fc2, biases off`);
+    assert.deepEqual(ctx.layers.map((l) => l.saveState()), before);
     ctx.dispose();
   }
 });
