@@ -11,13 +11,12 @@
  * The matrix has exactly round((1 - s)·n²) nonzeros at uniformly random positions (like
  * torch.randperm in /work/shared/peers/torch_spmm.py), sorted columns within rows.
  *
- * Run directly: node dist/bench/kernels.js [--quick] [--sizes 2048,4096] [--sparsities 0.9,0.99]
- *   [--batch 128] [--threads 2] [--repeats 20] [--out kernels.csv] [--copy] [--no-dense]
+ * Run it with `sparsebench bench kernels [--sizes 2048,4096] [--sparsities 0.9,0.99] [--batch 128]
+ *   [--threads 2] [--repeats 20] [--out kernels.csv] [--copy] [--no-dense]` (harness/commands/bench.ts).
  */
-import { renameSync, writeFileSync } from 'node:fs';
-import { realpathSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'csv-stringify/sync';
 import { Rng } from '../harness/rng.js';
 import * as K from '../models/sparse/kernels/index.js';
@@ -200,6 +199,7 @@ export async function benchKernels(opts: BenchKernelsOptions): Promise<Row[]> {
   if (opts.out) {
     const csv = stringify(rows.map((r) => ({ ...r, median_ms: +r.median_ms.toFixed(4), gflops: +r.gflops.toFixed(3) })),
       { header: true, columns: [...CSV_COLUMNS] });
+    mkdirSync(path.dirname(opts.out), { recursive: true });
     const tmp = `${opts.out}.${process.pid}.tmp`;
     writeFileSync(tmp, csv);
     renameSync(tmp, opts.out);
@@ -209,39 +209,4 @@ export async function benchKernels(opts: BenchKernelsOptions): Promise<Row[]> {
     log(`wrote ${opts.out} and ${json}`);
   }
   return rows;
-}
-
-function parseList(v: string | undefined, flag: string, int: boolean): number[] {
-  const xs = (v ?? '').split(',').map((s) => Number(s.trim()));
-  if (!v || xs.some((x) => !Number.isFinite(x) || (int ? !Number.isInteger(x) || x <= 0 : x < 0 || x >= 1))) {
-    throw new Error(`${flag} ${v ?? ''}: expected a comma-separated list of ${int ? 'positive integers' : 'sparsities in [0, 1)'}`);
-  }
-  return xs;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const quick = argv.includes('--quick');
-  const value = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
-  const known = new Set(['--quick', '--copy', '--no-dense', '--sizes', '--sparsities', '--batch', '--threads', '--repeats', '--out']);
-  for (let i = 0; i < argv.length; i++) {
-    if (!known.has(argv[i])) throw new Error(`unknown argument ${argv[i]} (see the header of bench/kernels.ts)`);
-    if (!['--quick', '--copy', '--no-dense'].includes(argv[i])) i++;
-  }
-  const formats: KernelFormat[] = ['csr'];
-  if (!argv.includes('--no-dense')) formats.unshift('dense');
-  if (argv.includes('--copy')) formats.push('csr-copy');
-  await benchKernels({
-    sizes: value('--sizes') ? parseList(value('--sizes'), '--sizes', true) : quick ? [2048, 4096] : DEFAULT_SIZES,
-    sparsities: value('--sparsities') ? parseList(value('--sparsities'), '--sparsities', false) : quick ? [0.9, 0.99, 0.999] : DEFAULT_SPARSITIES,
-    batch: value('--batch') ? parseList(value('--batch'), '--batch', true)[0] : 128,
-    threads: value('--threads') ? parseList(value('--threads'), '--threads', true)[0] : Math.min(2, os.availableParallelism()),
-    repeats: value('--repeats') ? parseList(value('--repeats'), '--repeats', true)[0] : quick ? 5 : 20,
-    out: value('--out'),
-    formats,
-  });
-}
-
-const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && (() => { try { return realpathSync(process.argv[1]) === self; } catch { return false; } })()) {
-  main(process.argv.slice(2)).catch((e) => { console.error(`bench kernels: ${(e as Error).message}`); process.exit(1); });
 }

@@ -5,7 +5,7 @@
  * with a prune-grow update every `delta` steps; step_ms and update_ms are medians.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,7 @@ export function logLogSlope(xs: number[], ys: number[]): number {
 
 export function benchScaling(o: ScalingOptions): ScalingRow[] {
   const rows: ScalingRow[] = [];
+  if (o.out) mkdirSync(path.dirname(o.out), { recursive: true });
   const total = o.methods.length * o.widths.length;
   for (const method of o.methods) {
     for (const width of o.widths) {
