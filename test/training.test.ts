@@ -80,3 +80,11 @@ test('lenet5 trains on the wasm backend (conv via im2col gradient)', async () =>
   });
   assert.ok(m[m.length - 1].test_accuracy > 0.6, `test accuracy ${m[m.length - 1].test_accuracy}`);
 });
+
+test('a run leaves no tensor behind, whatever the method (a long sweep runs many in one process)', async () => {
+  for (const method of ['dense', 'static', 'set', 'rigl', 'gse', 'gradual']) {
+    const before = tf.memory().numTensors;
+    await trainRun(specOf({ ...smallTask, method, sparsity: { target: 0.8 }, update: { delta: 4, end: 1 } }), {});
+    assert.equal(tf.memory().numTensors, before, `${method} leaked tensors`);
+  }
+});
