@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../harness/errors.js';
 import * as K from './kernels/index.js';
-import { ProbeRecord } from './probe.js';
+import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
 /**
@@ -32,7 +32,7 @@ import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer
  * the values and of its input xT live in the kernels' memory, so that the kernels read them in
  * place; the kernels' memory is released by dispose().
  */
-export class CsrLayer implements SparseLayer {
+export class CsrLayer extends ProbedWeight implements SparseLayer {
   readonly format = 'csr' as const;
   readonly name: string;
   readonly rows: number;
@@ -57,13 +57,12 @@ export class CsrLayer implements SparseLayer {
   private generation = 0;
   /** counts structure changes: a backward pass across one is an error */
   private structure = 0;
-  private probing = false;
-  private probe: ProbeRecord | null = null;
   private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
   private readonly paramList: Param[];
   private disposed = false;
 
   constructor(readonly shape: LayerShape, init: LayerInit) {
+    super();
     if (shape.kind !== 'linear') {
       throw new UserError(`layer ${shape.name}: csr supports linear layers; use format masked for conv models`);
     }
@@ -370,23 +369,6 @@ export class CsrLayer implements SparseLayer {
     }
     return out;
   }
-
-  // -------------------------------------------------------------------------------------------
-  // probe
-
-  setProbe(on: boolean): void { this.probing = on; }
-  clearProbe(): void { this.probe = null; }
-  hasProbe(): boolean { return this.probe !== null; }
-
-  private recorded(): ProbeRecord {
-    if (!this.probe) throw new Error(`${this.name}: no probe pass recorded`);
-    return this.probe;
-  }
-
-  subsetGradient(c: Connections): Float32Array { return this.recorded().subsetGradient(c); }
-  denseGradient(): Float32Array { return this.recorded().denseGradient(); }
-  unitSums(signs?: Float32Array): UnitSums { return this.recorded().unitSums(signs); }
-  probeRows(): number { return this.recorded().count; }
 
   // -------------------------------------------------------------------------------------------
   // state

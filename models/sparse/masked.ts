@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { binaryOp } from './op.js';
-import { ProbeRecord } from './probe.js';
+import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
 /**
@@ -9,7 +9,7 @@ import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer
  * [kh, kw, in, out] for conv), so connection (row, col) lives at flat index col * rows + row.
  * Inactive weights are exactly 0 and their gradient and momentum are masked to 0.
  */
-export class MaskedLayer implements SparseLayer {
+export class MaskedLayer extends ProbedWeight implements SparseLayer {
   readonly format = 'masked' as const;
   readonly name: string;
   readonly rows: number;
@@ -21,11 +21,10 @@ export class MaskedLayer implements SparseLayer {
   private readonly mask: Uint8Array;
   private maskTensor: tf.Tensor;
   private count: number;
-  private probing = false;
-  private probe: ProbeRecord | null = null;
   private readonly op: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
 
   constructor(readonly shape: LayerShape, init: LayerInit) {
+    super();
     this.name = shape.name;
     this.rows = shape.rows;
     this.cols = shape.cols;
@@ -168,19 +167,6 @@ export class MaskedLayer implements SparseLayer {
     this.maskTensor = this.buildMaskTensor(this.weight.shape);
   }
 
-  setProbe(on: boolean): void { this.probing = on; }
-  clearProbe(): void { this.probe = null; }
-  hasProbe(): boolean { return this.probe !== null; }
-
-  private recorded(): ProbeRecord {
-    if (!this.probe) throw new Error(`${this.name}: no probe pass recorded`);
-    return this.probe;
-  }
-
-  subsetGradient(c: Connections): Float32Array { return this.recorded().subsetGradient(c); }
-  denseGradient(): Float32Array { return this.recorded().denseGradient(); }
-  unitSums(signs?: Float32Array): UnitSums { return this.recorded().unitSums(signs); }
-  probeRows(): number { return this.recorded().count; }
 
   saveState(): LayerState {
     const connections = this.active();

@@ -106,3 +106,28 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * The probe half of the sparse-weight contract, the same for every storage format: while probing
+ * is on, the layer's backward pass stores a ProbeRecord, and the gradient questions of the update
+ * are answered from it.
+ */
+export abstract class ProbedWeight {
+  abstract readonly name: string;
+  protected probing = false;
+  protected probe: ProbeRecord | null = null;
+
+  setProbe(on: boolean): void { this.probing = on; }
+  clearProbe(): void { this.probe = null; }
+  hasProbe(): boolean { return this.probe !== null; }
+
+  protected recorded(): ProbeRecord {
+    if (!this.probe) throw new Error(`${this.name}: no probe pass recorded`);
+    return this.probe;
+  }
+
+  subsetGradient(c: Connections): Float32Array { return this.recorded().subsetGradient(c); }
+  denseGradient(): Float32Array { return this.recorded().denseGradient(); }
+  unitSums(signs?: Float32Array): UnitSums { return this.recorded().unitSums(signs); }
+  probeRows(): number { return this.recorded().count; }
+}
