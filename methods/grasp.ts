@@ -88,7 +88,7 @@ export function graspInitialize(ctx: InitContext, o: GraspOptions): UpdateReport
 
 export const grasp: Method = {
   name: 'grasp',
-  summary: 'GraSP: prune once at initialisation, removing the largest -w ⊙ Hg (Hessian-gradient product by central finite differences of gradients, not double backward); then static (starts dense: not always sparse)',
+  summary: 'GraSP: one-shot pruning at initialisation, removing the largest -w ⊙ Hg on one update batch (Hg by central finite differences of gradients, not double backward: tfjs second derivatives through softmax are wrong; update.scope, global by default); then static. Starts dense: not always sparse',
   options: {
     temperature: { type: 'number', default: 200, exclusiveMinimum: 0, help: 'softmax temperature T: logits / T in the loss whose g and Hg are scored (authors\' code: 200)' },
     fdStep: { type: 'number', default: 1e-3, exclusiveMinimum: 0, help: 'finite-difference step for Hg: perturbation norm relative to the weight norm, ε = fdStep ||w|| / ||g||' },

@@ -53,7 +53,7 @@ export function lotteryNext(ctx: RoundContext, o: LotteryOptions): UpdateReport 
 
 export const lottery: Method = {
   name: 'lottery',
-  summary: 'lottery ticket: train, prune the smallest |w| (rate of the remaining per round), rewind to the weights at rewindStep, repeat until the target; every round in one run folder (not always sparse)',
+  summary: 'lottery ticket: train, prune the smallest |w| (rate of the remaining per round; update.scope, global by default), rewind to the weights at rewindStep, retrain, until the target; every round (a full training run) in one run folder, the last one is the result. Starts dense: not always sparse',
   options: {
     rate: { type: 'number', default: 0.2, exclusiveMinimum: 0, exclusiveMaximum: 1, help: 'fraction of the remaining weights pruned after each round (Frankle & Carbin: 0.2)' },
     rewindStep: { type: 'integer', default: 0, minimum: 0, help: 'training step of round 0 whose weights every later round restarts from (0: the initialisation; late rewinding: a few hundred steps)' },

@@ -42,7 +42,7 @@ export function snipInitialize(ctx: InitContext): UpdateReport {
 
 export const snip: Method = {
   name: 'snip',
-  summary: 'SNIP: prune once at initialisation to the target, keeping the largest |gradient x weight| on one update batch; then static (starts dense: not always sparse)',
+  summary: 'SNIP: one-shot pruning at initialisation to the target, keeping the largest |gradient x weight| on one update batch (update.samplesPerClass per class; update.scope, global by default); then static. Starts dense and scores every connection: not always sparse',
   options: {},
   sparse: true,
   alwaysSparse: false,

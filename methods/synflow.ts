@@ -61,7 +61,7 @@ export function synflowInitialize(ctx: InitContext, o: SynflowOptions): UpdateRe
 
 export const synflow: Method = {
   name: 'synflow',
-  summary: 'SynFlow: data-free iterative pruning at initialisation by |dR/dw x w| (R = sum of outputs on an all-ones input, |parameters|), exponential schedule to the target; then static (starts dense: not always sparse)',
+  summary: 'SynFlow: data-free iterative pruning at initialisation by |dR/dw x w| (R = sum of the outputs on an all-ones input with |parameters|, eval mode), exponential density schedule over the rounds (update.scope, global by default); then static. Starts dense: not always sparse',
   options: {
     iterations: { type: 'integer', default: 100, minimum: 1, help: 'pruning rounds, density d^(k/iterations) after round k (paper: 100)' },
     biases: { type: 'string', default: 'abs', enum: ['abs', 'off'], help: 'layer biases in the scoring pass: |b| (the authors\' code) or 0 (exact float32 rescaling for deep nets such as ResNet-56, whose R overflows)' },

@@ -270,7 +270,7 @@ export function topkastAfterStep(ctx: StepContext, o: TopkastOptions): StepRepor
 
 export const topkast: Method = {
   name: 'topkast',
-  summary: 'Top-KAST: forward with the top-D |θ| per layer, gradients to the top-(backwardFactor x D), L2 exploration penalty / D on the backward-only weights (keeps dense θ: not always sparse in memory)',
+  summary: 'Top-KAST: forward with the top-D |θ| per layer, gradients to the top-(backwardFactor x D), exploration penalty weightDecay / D on the backward-only weights; sets recomputed every step, after exploreFraction every update.delta steps. Keeps the dense θ: not always sparse in memory',
   options: {
     backwardFactor: { type: 'number', default: 2, minimum: 1, help: 'backward set size / forward set size per layer (GSE authors\' Top-KAST: (1 + γ) with γ = 1; 2 = forward 90% / backward 80% sparse)' },
     exploreFraction: { type: 'number', default: 0.1, minimum: 0, maximum: 1, help: 'fraction of training during which A and B are recomputed before every step; afterwards every update.delta steps' },
