@@ -76,6 +76,8 @@ export interface EpochMetrics {
   test_accuracy?: number;
   active_params?: number;
   wall_s?: number;
+  /** lottery: the training round the line belongs to */
+  round?: number;
 }
 
 export interface UpdateRecord {
@@ -288,13 +290,19 @@ function rowFromConfig(config: RunConfig, runId: string): CsvRow {
   });
 }
 
+/** A run trained in rounds (lottery) reports its last round: its curve is that round's. */
+function finalRound(metrics: EpochMetrics[]): EpochMetrics[] {
+  const last = Math.max(...metrics.map((m) => m.round ?? 0));
+  return metrics.filter((m) => (m.round ?? 0) === last);
+}
+
 function loadRunFolder(dir: string, fields: ReturnType<typeof runFields>, warnings: string[]): Run {
   const updates = readJsonl<UpdateRecord>(path.join(dir, 'updates.jsonl'), warnings);
   return {
     ...fields,
     dir,
     config: readJson(path.join(dir, 'config.json'), warnings) as RunConfig | null,
-    metrics: readJsonl<EpochMetrics>(path.join(dir, 'metrics.jsonl'), warnings)
+    metrics: finalRound(readJsonl<EpochMetrics>(path.join(dir, 'metrics.jsonl'), warnings))
       .filter((m) => Number.isFinite(m.epoch))
       .sort((a, b) => a.epoch - b.epoch),
     updates,
