@@ -30,6 +30,7 @@
  * Every update asserts at its end that the active count is unchanged (global: total; local: per
  * layer) and throws otherwise.
  */
+import { fromSortedKeys } from '../models/sparse/init.js';
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
 import type { ScheduleContext, UpdateContext, UpdateReport } from './types.js';
 
@@ -100,15 +101,7 @@ export function sortConnections(c: Connections, cols: number): Connections {
   const n = c.row.length;
   const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) keys[i] = key(c.row[i], c.col[i], cols);
-  keys.sort();
-  const row = new Int32Array(n);
-  const col = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = Math.floor(keys[i] / cols);
-    row[i] = r;
-    col[i] = keys[i] - r * cols;
-  }
-  return { row, col };
+  return fromSortedKeys(keys.sort(), cols);
 }
 
 export const emptyConnections = (): Connections => ({ row: new Int32Array(0), col: new Int32Array(0) });

@@ -69,12 +69,18 @@ export function randomConnections(rows: number, cols: number, count: number, rng
     }
     flat = Float64Array.from(chosen).sort();
   }
-  const row = new Int32Array(count);
-  const col = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    const r = Math.floor(flat[i] / cols);
+  return fromSortedKeys(flat, cols);
+}
+
+/** Connections from sorted flat keys row * cols + col (doubles: exact below 2^53). */
+export function fromSortedKeys(keys: Float64Array, cols: number): Connections {
+  const n = keys.length;
+  const row = new Int32Array(n);
+  const col = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor(keys[i] / cols);
     row[i] = r;
-    col[i] = flat[i] - r * cols;
+    col[i] = keys[i] - r * cols;
   }
   return { row, col };
 }
