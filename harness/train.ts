@@ -72,8 +72,8 @@ export interface RunEvents {
   onStep?(step: number, totalSteps: number, loss: number): void;
 }
 
-/** Smoke runs: this many training (and half as many test) samples per class, at most two epochs. */
-const SMOKE_PER_CLASS = 32;
+/** Smoke runs: about this many training samples (at least 2 per class; half as many test), at most two epochs. */
+const SMOKE_SAMPLES = 320;
 const SMOKE_EPOCHS = 2;
 const SMOKE_DELTA = 2;
 
@@ -121,8 +121,9 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   const rng = new Rng(spec.seed);
   const { name: datasetName, ...datasetOptions } = spec.dataset;
   const data = loadDataset(datasetName, datasetOptions, { dataDir: env.dataDir, seed: spec.seed });
-  const train = spec.smoke ? slicePerClass(data.train, data.classes, SMOKE_PER_CLASS) : data.train;
-  const test = spec.smoke ? slicePerClass(data.test, data.classes, SMOKE_PER_CLASS / 2) : data.test;
+  const smokePerClass = Math.max(2, Math.floor(SMOKE_SAMPLES / data.classes));
+  const train = spec.smoke ? slicePerClass(data.train, data.classes, smokePerClass) : data.train;
+  const test = spec.smoke ? slicePerClass(data.test, data.classes, Math.max(1, smokePerClass >> 1)) : data.test;
   const entry = getModel(spec.model.name);
   const method = getMethod(spec.method.name);
   const shapes = entry.layout(spec.model, data);
