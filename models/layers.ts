@@ -9,11 +9,20 @@ import { Rng } from '../harness/rng.js';
 import type { Model } from './model.js';
 import type { Param, SparseLayer } from './sparse/types.js';
 
+/**
+ * A variable holding `init`'s values; takes ownership of `init`. tf.variable shares init's data
+ * but leaves init alive as a tensor of its own, so without the dispose each one leaks a tensor.
+ */
+function ownedVariable(init: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(init, trainable);
+  init.dispose();
+  return v;
+}
+
 /** A trainable non-sparse parameter (its momentum buffer starts at 0); takes ownership of `init`. */
 export function makeParam(name: string, init: tf.Tensor, decay = true): Param {
-  const value = tf.variable(init, true);
-  init.dispose();
-  return { name, value, velocity: tf.variable(tf.zerosLike(value), false), decay };
+  const value = ownedVariable(init, true);
+  return { name, value, velocity: ownedVariable(tf.zerosLike(value), false), decay };
 }
 
 /** Model state that is neither a sparse layer nor a trained parameter (checkpointed by name). */
@@ -71,8 +80,8 @@ export class BatchNorm {
   constructor(readonly name: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
     this.gamma = makeParam(`${name}/gamma`, tf.ones([channels]));
     this.beta = makeParam(`${name}/beta`, tf.zeros([channels]));
-    this.runningMean = tf.variable(tf.zeros([channels]), false);
-    this.runningVar = tf.variable(tf.ones([channels]), false);
+    this.runningMean = ownedVariable(tf.zeros([channels]), false);
+    this.runningVar = ownedVariable(tf.ones([channels]), false);
   }
 
   /** relu(bn(x) + residual), the residual and the ReLU optional */
@@ -190,7 +199,7 @@ export class Dropout {
 
   constructor(readonly rate: number, seed: number, readonly label: string) {
     this.rng = new Rng(seed, `dropout/${label}`);
-    this.state = tf.variable(tf.tensor1d(this.rng.state().map((v) => v | 0), 'int32'), false);
+    this.state = ownedVariable(tf.tensor1d(this.rng.state().map((v) => v | 0), 'int32'), false);
   }
 
   apply(x: tf.Tensor, training: boolean): tf.Tensor {

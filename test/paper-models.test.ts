@@ -119,6 +119,40 @@ test('the three models build at tiny input size, run forward and backward on eve
   }
 });
 
+test('building, training, evaluating and disposing each model leaves no tensor behind', async () => {
+  await selectBackend('wasm');
+  const tiny: DataShape = { inputShape: [8, 8, 3], classes: 5 };
+  const cases: [string, Record<string, unknown>][] = [
+    ['resnet56', { width: 0.25, blocks: 1 }],
+    ['resnet56', { width: 0.25, blocks: 1, shortcut: 'B' }],
+    ['vgg16', { width: 0.25 }],
+    ['vit', { width: 0.125, dimHead: 8, depth: 1 }],
+  ];
+  const x = tf.randomNormal([3, 8 * 8 * 3], 0, 1, 'float32', 1);
+  const y = tf.tensor1d([0, 3, 4], 'int32');
+  for (const [name, o] of cases) {
+    const before = tf.memory().numTensors;
+    const m = buildModel(name, tiny, o, 0.5);
+    const params = m.params();
+    // as harness/train.ts: one tidy around forward, gradients and the SGD step
+    const step = () => tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(m.forward(x, true), y, 5), params.map((p) => p.value));
+      sgdStep(params, grads, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+      value.dataSync();
+    });
+    step();
+    const afterOne = tf.memory().numTensors;
+    step();
+    assert.equal(tf.memory().numTensors, afterOne, `${name} ${JSON.stringify(o)}: a training step adds tensors`);
+    tf.tidy(() => { m.forward(x, false).dataSync(); });
+    assert.equal(tf.memory().numTensors, afterOne, `${name} ${JSON.stringify(o)}: an eval forward adds tensors`);
+    // the model owns its sparse layers (trainRun disposes only the model)
+    m.dispose();
+    assert.equal(tf.memory().numTensors, before, `${name} ${JSON.stringify(o)}: tensors left after dispose`);
+  }
+  x.dispose(); y.dispose();
+});
+
 test('vit runs on the always-sparse csr format with the same loss and gradients as masked', async () => {
   await selectBackend('wasm');
   const tiny: DataShape = { inputShape: [8, 8, 3], classes: 4 };
