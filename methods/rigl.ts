@@ -29,34 +29,64 @@ export function denseGradientPool(layer: SparseWeight, active: Connections, quot
   if (q <= 0) return { pool: { cols, row: new Int32Array(0), col: new Int32Array(0), value: new Float32Array(0) }, flops: 0 };
   const g = layer.denseGradient();
   if (g.length !== size) throw new Error(`${layer.name}: dense gradient has ${g.length} entries, expected ${size}`);
-  const score = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    const v = Math.abs(g[i]);
-    score[i] = Number.isNaN(v) ? 0 : v;
-  }
+  const key = scoreKeys(g);
   // active connections are not candidates: below every |gradient|
-  for (let i = 0; i < active.row.length; i++) score[active.row[i] * cols + active.col[i]] = -1;
-  const sorted = score.slice().sort();
-  const threshold = sorted[size - q];
-  let ties = 0;
-  for (let i = size - q; i < size; i++) if (sorted[i] === threshold) ties++;
+  for (let i = 0; i < active.row.length; i++) key[active.row[i] * cols + active.col[i]] = 0;
+  const { threshold, ties } = selectLargest(key, q);
   const row = new Int32Array(q);
   const col = new Int32Array(q);
   const value = new Float32Array(q);
+  const bits = new Uint32Array(1);
+  const asFloat = new Float32Array(bits.buffer);
+  let tiesLeft = ties;
   let o = 0;
   for (let i = 0; i < size && o < q; i++) {
-    const v = score[i];
-    if (v > threshold || (v === threshold && ties > 0)) {
-      if (v === threshold) ties--;
+    const k = key[i];
+    if (k > threshold || (k === threshold && tiesLeft > 0)) {
+      if (k === threshold) tiesLeft--;
       const r = Math.floor(i / cols);
       row[o] = r;
       col[o] = i - r * cols;
-      value[o] = v;
+      bits[0] = k - 1;
+      value[o] = asFloat[0];
       o++;
     }
   }
   if (o !== q) throw new Error(`${layer.name}: top-${q} selection found ${o}`);
   return { pool: { cols, row, col, value }, flops: 2 * size * layer.probeRows() };
+}
+
+/**
+ * Overwrites a gradient with the order keys of its scores, in place: |g| as its float32 bits + 1
+ * (non-negative floats order like their bits), NaN as a score of 0 (key 1); key 0 is left for
+ * "not a candidate".
+ */
+function scoreKeys(g: Float32Array): Uint32Array {
+  const key = new Uint32Array(g.buffer, g.byteOffset, g.length);
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i] & 0x7fffffff;
+    key[i] = b > 0x7f800000 ? 1 : b + 1;
+  }
+  return key;
+}
+
+/**
+ * The q-th largest key and how many keys equal to it are among the q largest, by radix selection
+ * over the high then the low 16 bits: two counting passes, O(size) (a full sort of a rows x cols
+ * array would add a log factor that is not RigL's cost).
+ */
+export function selectLargest(key: Uint32Array, q: number): { threshold: number; ties: number } {
+  if (q < 1 || q > key.length) throw new Error(`selectLargest: q = ${q} outside 1..${key.length}`);
+  const count = new Float64Array(1 << 16);
+  for (let i = 0; i < key.length; i++) count[key[i] >>> 16]++;
+  let above = 0;
+  let high = 0xffff;
+  while (above + count[high] < q) above += count[high--];
+  count.fill(0);
+  for (let i = 0; i < key.length; i++) if (key[i] >>> 16 === high) count[key[i] & 0xffff]++;
+  let low = 0xffff;
+  while (above + count[low] < q) above += count[low--];
+  return { threshold: ((high << 16) | low) >>> 0, ties: q - above };
 }
 
 export const denseGradientGrower: Grower = {

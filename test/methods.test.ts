@@ -20,6 +20,7 @@ import type { Method, UpdateContext, UpdateReport, UpdateSchedule } from '../met
 import { dstUpdatesAt, pickExtreme, updateFraction } from '../methods/dst.js';
 import { Categorical, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
 import { allocateUniform } from '../methods/set.js';
+import { selectLargest } from '../methods/rigl.js';
 import { gradualLastStep, gradualSparsity, gradualUpdatesAt } from '../methods/gradual.js';
 
 await tf.setBackend('cpu');
@@ -652,4 +653,19 @@ test('gradual: follows s_t = s (1 - (1 + cos(pi t / T_end)) / 2), never grows, h
       }
     }
   }
+});
+
+test('selectLargest finds the q-th largest key and its tie count as a full sort does', () => {
+  const rng = new Rng(7);
+  for (const [size, spread] of [[1, 3], [17, 2], [1000, 5], [5000, 1 << 20], [4096, 2 ** 32 - 1]] as const) {
+    const key = new Uint32Array(size);
+    for (let i = 0; i < size; i++) key[i] = Math.floor(rng.float() * spread) >>> 0;
+    const sorted = Array.from(key).sort((a, b) => b - a);
+    for (const q of new Set([1, Math.min(2, size), Math.ceil(size / 3), size])) {
+      const threshold = sorted[q - 1];
+      const ties = sorted.slice(0, q).filter((v) => v === threshold).length;
+      assert.deepEqual(selectLargest(key, q), { threshold, ties }, `size ${size}, spread ${spread}, q ${q}`);
+    }
+  }
+  assert.throws(() => selectLargest(new Uint32Array(3), 4), /outside 1\.\.3/);
 });
