@@ -72,10 +72,12 @@ export interface RunEvents {
   onStep?(step: number, totalSteps: number, loss: number): void;
 }
 
-/** Smoke runs: about this many training samples (at least 2 per class; half as many test), at most two epochs. */
-const SMOKE_SAMPLES = 320;
-const SMOKE_EPOCHS = 2;
-const SMOKE_DELTA = 2;
+/**
+ * Smoke runs (--smoke): every code path of a cell for a few steps, cheap enough to check a whole
+ * paper grid on a CPU: the first 32 training and 16 test samples spread over the classes, batches
+ * of at most 16, at most two epochs, prune-grow updates every 2 steps.
+ */
+const SMOKE = { trainSamples: 32, testSamples: 16, batchSize: 16, epochs: 2, delta: 2 };
 
 /** Mean softmax cross-entropy, from primitives every backend has. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
@@ -121,9 +123,9 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   const rng = new Rng(spec.seed);
   const { name: datasetName, ...datasetOptions } = spec.dataset;
   const data = loadDataset(datasetName, datasetOptions, { dataDir: env.dataDir, seed: spec.seed });
-  const smokePerClass = Math.max(2, Math.floor(SMOKE_SAMPLES / data.classes));
-  const train = spec.smoke ? slicePerClass(data.train, data.classes, smokePerClass) : data.train;
-  const test = spec.smoke ? slicePerClass(data.test, data.classes, Math.max(1, smokePerClass >> 1)) : data.test;
+  const smokeSlice = (split: Split, n: number) => slicePerClass(split, data.classes, Math.ceil(n / data.classes), n);
+  const train = spec.smoke ? smokeSlice(data.train, SMOKE.trainSamples) : data.train;
+  const test = spec.smoke ? smokeSlice(data.test, SMOKE.testSamples) : data.test;
   const entry = getModel(spec.model.name);
   const method = getMethod(spec.method.name);
   const shapes = entry.layout(spec.model, data);
@@ -253,9 +255,10 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
   const probeRng = rng.fork('probe');
   const method = getMethod(spec.method.name);
   const t = spec.training;
-  const epochs = spec.smoke ? Math.min(SMOKE_EPOCHS, t.epochs) : t.epochs;
-  const schedule = spec.update && (spec.smoke ? { ...spec.update, delta: Math.min(spec.update.delta, SMOKE_DELTA) } : spec.update);
-  const stepsPerEpoch = Math.ceil(train.n / t.batchSize);
+  const epochs = spec.smoke ? Math.min(SMOKE.epochs, t.epochs) : t.epochs;
+  const batchSize = spec.smoke ? Math.min(SMOKE.batchSize, t.batchSize) : t.batchSize;
+  const schedule = spec.update && (spec.smoke ? { ...spec.update, delta: Math.min(spec.update.delta, SMOKE.delta) } : spec.update);
+  const stepsPerEpoch = Math.ceil(train.n / batchSize);
   const totalSteps = t.maxSteps > 0 ? Math.min(t.maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
   const fs = featureSize(data.inputShape);
 
@@ -350,12 +353,12 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
       // the same batch order as before the stop, then the stream where it was
       orderRng = part.orderRng;
       dataRng.setState(part.orderRng);
-      order = batchOrder(train.n, t.batchSize, dataRng);
+      order = batchOrder(train.n, batchSize, dataRng);
       dataRng.setState(resume!.rng.data);
       ({ lossSum, correct, seen, lr } = part);
       first = part.batch;
     } else {
-      order = batchOrder(train.n, t.batchSize, dataRng);
+      order = batchOrder(train.n, batchSize, dataRng);
     }
     for (let b = first; b < order.length; b++) {
       const idx = order[b];

@@ -14,7 +14,7 @@ const ids = sweepFromConfig(JSON.parse(readFileSync(config, 'utf8')), config, tr
 const ref = path.join(dir, 'ref');
 const common = ['--smoke', '--backend', 'wasm'];
 /** slows each step so that a test can stop the sweep in the middle of a run */
-const slow = { SPARSEBENCH_STEP_DELAY_MS: '20' };
+const slow = { SPARSEBENCH_STEP_DELAY_MS: '150' };
 
 before(async () => {
   // the reference: the same grid, never interrupted
@@ -102,8 +102,8 @@ test('SIGTERM: each worker finishes its step, checkpoints, exits non-zero with o
 
 test('two invocations at once on one folder: each run trained once, no duplicate rows', async () => {
   const out = path.join(dir, 'twice');
-  const a = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '5' });
-  const b = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '5' });
+  const a = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
+  const b = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
   const [ea, eb] = await Promise.all([a.exit, b.exit]);
   assert.equal(ea.code, 0, a.stderr());
   assert.equal(eb.code, 0, b.stderr());

@@ -87,13 +87,13 @@ function sampleSize(split: Split): number {
 
 /**
  * The first `count` samples of each class of a split, kept in the split's own order
- * (fresh arrays). A class with fewer samples contributes all it has.
+ * (fresh arrays), at most `limit` in all. A class with fewer samples contributes all it has.
  */
-export function slicePerClass(split: Split, classes: number, count: number): Split {
+export function slicePerClass(split: Split, classes: number, count: number, limit = Infinity): Split {
   const fs = sampleSize(split);
   const taken = new Int32Array(classes);
   const keep: number[] = [];
-  for (let i = 0; i < split.n; i++) {
+  for (let i = 0; i < split.n && keep.length < limit; i++) {
     const c = split.y[i];
     if (c >= 0 && c < classes && taken[c] < count) { taken[c]++; keep.push(i); }
   }
