@@ -109,8 +109,8 @@ export const emptyConnections = (): Connections => ({ row: new Int32Array(0), co
 /**
  * Picks k entries over pools given in layer order: the smallest values, or the largest with
  * `largest`; equal values are taken in (layer, row, col) order; NaN ranks last. Returns, per pool,
- * the picked connections sorted by (row, col). Cost O(n log n) over the n pooled entries
- * (one native typed-array sort), never more memory than the pools.
+ * the picked connections sorted by (row, col). O(n) over the n pooled entries (a radix selection
+ * on order keys; pools in (row, col) order, as layers list their connections, need no sort).
  */
 export function pickExtreme(pools: Pool[], k: number, largest: boolean): Connections[] {
   let total = 0;
@@ -118,46 +118,104 @@ export function pickExtreme(pools: Pool[], k: number, largest: boolean): Connect
   if (!(k >= 0 && Number.isInteger(k))) throw new Error(`pickExtreme: bad k ${k}`);
   if (k > total) throw new Error(`pickExtreme: asked for ${k} of ${total} candidates`);
   if (k === 0) return pools.map(() => emptyConnections());
-  // ranked value: smaller is better
-  const rank = (v: number) => (Number.isNaN(v) ? Infinity : largest ? -v : v);
-  const all = new Float32Array(total);
+  const prefer = new Uint32Array(total);
   let o = 0;
-  for (const p of pools) for (let i = 0; i < p.value.length; i++) all[o++] = rank(p.value[i]);
-  const sorted = all.slice().sort();
-  const threshold = sorted[k - 1];
-  let below = 0;
-  for (let i = 0; i < k; i++) if (sorted[i] < threshold) below++;
-  let ties = k - below;
+  for (const p of pools) for (let i = 0; i < p.value.length; i++) prefer[o++] = preferenceKey(p.value[i], largest);
+  const { threshold, ties } = selectLargest(prefer, k);
+  let tiesLeft = ties;
   const out: Connections[] = [];
   o = 0;
   for (const p of pools) {
     const n = p.value.length;
-    const pickedKeys: number[] = [];
-    const tieKeys: number[] = [];
+    const picked = new Int32Array(n);
+    const tied = new Int32Array(n);
+    let np = 0;
+    let nt = 0;
     for (let i = 0; i < n; i++) {
-      const v = all[o + i];
-      if (v < threshold) pickedKeys.push(key(p.row[i], p.col[i], p.cols));
-      else if (v === threshold) tieKeys.push(key(p.row[i], p.col[i], p.cols));
+      const v = prefer[o + i];
+      if (v > threshold) picked[np++] = i;
+      else if (v === threshold) tied[nt++] = i;
     }
     o += n;
-    if (ties > 0 && tieKeys.length > 0) {
-      const t = Float64Array.from(tieKeys).sort();
-      const take = Math.min(ties, t.length);
-      for (let i = 0; i < take; i++) pickedKeys.push(t[i]);
-      ties -= take;
+    const ordered = inKeyOrder(p);
+    const take = Math.min(tiesLeft, nt);
+    tiesLeft -= take;
+    let chosen: Int32Array;
+    if (ordered) {
+      chosen = mergeAscending(picked.subarray(0, np), tied.subarray(0, take));
+    } else {
+      const byKey = (idx: Int32Array) => Float64Array.from(idx, (i) => key(p.row[i], p.col[i], p.cols)).sort();
+      const tieKeys = byKey(tied.subarray(0, nt)).subarray(0, take);
+      const keys = new Float64Array(np + take);
+      keys.set(byKey(picked.subarray(0, np)));
+      keys.set(tieKeys, np);
+      out.push(fromSortedKeys(keys.sort(), p.cols));
+      continue;
     }
-    const keys = Float64Array.from(pickedKeys).sort();
-    const row = new Int32Array(keys.length);
-    const col = new Int32Array(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const r = Math.floor(keys[i] / p.cols);
-      row[i] = r;
-      col[i] = keys[i] - r * p.cols;
+    const row = new Int32Array(chosen.length);
+    const col = new Int32Array(chosen.length);
+    for (let j = 0; j < chosen.length; j++) {
+      row[j] = p.row[chosen[j]];
+      col[j] = p.col[chosen[j]];
     }
     out.push({ row, col });
   }
-  if (ties !== 0) throw new Error('pickExtreme: tie accounting failed');
+  if (tiesLeft !== 0) throw new Error('pickExtreme: tie accounting failed');
   return out;
+}
+
+const keyBits = new Uint32Array(1);
+const keyFloat = new Float32Array(keyBits.buffer);
+
+/**
+ * An unsigned key that orders scores by preference (larger key: picked first): the float32 bits
+ * of the score (negated for smallest-first) mapped so that unsigned order is numeric order, -0 as
+ * +0 (equal scores tie), NaN below everything.
+ */
+function preferenceKey(v: number, largest: boolean): number {
+  if (Number.isNaN(v)) return 0;
+  const r = largest ? v : -v;
+  keyFloat[0] = r === 0 ? 0 : r;
+  const b = keyBits[0];
+  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+}
+
+/** Whether a pool lists its connections in strictly increasing (row, col) order. */
+function inKeyOrder(p: Pool): boolean {
+  for (let i = 1; i < p.row.length; i++) {
+    if (p.row[i] < p.row[i - 1] || (p.row[i] === p.row[i - 1] && p.col[i] <= p.col[i - 1])) return false;
+  }
+  return true;
+}
+
+function mergeAscending(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length && j < b.length) out[o++] = a[i] < b[j] ? a[i++] : b[j++];
+  while (i < a.length) out[o++] = a[i++];
+  while (j < b.length) out[o++] = b[j++];
+  return out;
+}
+
+/**
+ * The q-th largest key and how many keys equal to it are among the q largest, by radix selection
+ * over the high then the low 16 bits: two counting passes, O(size) (a full sort would add a log
+ * factor that no method's cost has).
+ */
+export function selectLargest(key: Uint32Array, q: number): { threshold: number; ties: number } {
+  if (q < 1 || q > key.length) throw new Error(`selectLargest: q = ${q} outside 1..${key.length}`);
+  const count = new Float64Array(1 << 16);
+  for (let i = 0; i < key.length; i++) count[key[i] >>> 16]++;
+  let above = 0;
+  let high = 0xffff;
+  while (above + count[high] < q) above += count[high--];
+  count.fill(0);
+  for (let i = 0; i < key.length; i++) if (key[i] >>> 16 === high) count[key[i] & 0xffff]++;
+  let low = 0xffff;
+  while (above + count[low] < q) above += count[low--];
+  return { threshold: ((high << 16) | low) >>> 0, ties: q - above };
 }
 
 /** Picks per group: local scope picks k[l] in pool l alone, global picks k[0] over all pools. */

@@ -14,7 +14,7 @@
  * ranking, which cannot change the result (no layer can contribute more than k).
  */
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
-import { dstUpdatesAt, probeFlops, pruneAndGrow, type Grower, type Pool } from './dst.js';
+import { dstUpdatesAt, probeFlops, pruneAndGrow, selectLargest, type Grower, type Pool } from './dst.js';
 import type { Method } from './types.js';
 
 /**
@@ -68,25 +68,6 @@ function scoreKeys(g: Float32Array): Uint32Array {
     key[i] = b > 0x7f800000 ? 1 : b + 1;
   }
   return key;
-}
-
-/**
- * The q-th largest key and how many keys equal to it are among the q largest, by radix selection
- * over the high then the low 16 bits: two counting passes, O(size) (a full sort of a rows x cols
- * array would add a log factor that is not RigL's cost).
- */
-export function selectLargest(key: Uint32Array, q: number): { threshold: number; ties: number } {
-  if (q < 1 || q > key.length) throw new Error(`selectLargest: q = ${q} outside 1..${key.length}`);
-  const count = new Float64Array(1 << 16);
-  for (let i = 0; i < key.length; i++) count[key[i] >>> 16]++;
-  let above = 0;
-  let high = 0xffff;
-  while (above + count[high] < q) above += count[high--];
-  count.fill(0);
-  for (let i = 0; i < key.length; i++) if (key[i] >>> 16 === high) count[key[i] & 0xffff]++;
-  let low = 0xffff;
-  while (above + count[low] < q) above += count[low--];
-  return { threshold: ((high << 16) | low) >>> 0, ties: q - above };
 }
 
 export const denseGradientGrower: Grower = {

@@ -20,7 +20,7 @@ import type { Method, UpdateContext, UpdateReport, UpdateSchedule } from '../met
 import { dstUpdatesAt, pickExtreme, updateFraction } from '../methods/dst.js';
 import { Categorical, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
 import { allocateUniform } from '../methods/set.js';
-import { selectLargest } from '../methods/rigl.js';
+import { selectLargest } from '../methods/dst.js';
 import { gradualLastStep, gradualSparsity, gradualUpdatesAt } from '../methods/gradual.js';
 
 await tf.setBackend('cpu');
