@@ -115,13 +115,17 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
 
   activeCount(): number { return this.count; }
 
+  /** in (row, col) order, from two passes over the column-major mask in memory order */
   active(): Connections {
+    const { rows, cols, mask } = this;
+    const next = new Int32Array(rows + 1);
+    for (let c = 0, i = 0; c < cols; c++) for (let r = 0; r < rows; r++, i++) if (mask[i]) next[r + 1]++;
+    for (let r = 0; r < rows; r++) next[r + 1] += next[r];
     const row = new Int32Array(this.count);
     const col = new Int32Array(this.count);
-    let k = 0;
-    for (let r = 0; r < this.rows; r++) {
-      for (let c = 0; c < this.cols; c++) {
-        if (this.mask[c * this.rows + r]) { row[k] = r; col[k] = c; k++; }
+    for (let c = 0, i = 0; c < cols; c++) {
+      for (let r = 0; r < rows; r++, i++) {
+        if (mask[i]) { const k = next[r]++; row[k] = r; col[k] = c; }
       }
     }
     return { row, col };
