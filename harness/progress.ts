@@ -33,7 +33,11 @@ interface Active {
   step: number;
   total: number;
   loss: number;
+  /** multi-round methods (lottery): the round of the last finished epoch */
+  round?: number;
 }
+
+const roundLabel = (round: number | undefined) => (round === undefined ? '' : `round ${round} `);
 
 /**
  * Progress of a sweep. On a TTY a live block (runs done/total, each running run's epoch, step and
@@ -112,12 +116,12 @@ export class Progress {
       }
       case 'epoch': {
         const a = this.active.get(e.id);
-        if (a) { a.epoch = e.m.epoch; a.step = e.m.step; }
+        if (a) { a.epoch = e.m.epoch; a.step = e.m.step; a.round = e.m.round; }
         const r = this.runs.get(e.id);
         if (r && r.fraction0 === null) r.fraction0 = (e.m.epoch - 1) / r.epochs;
         if (r) this.setFraction(e.id, Math.max(r.fraction, e.m.epoch / r.epochs));
         if (!this.o.tty) {
-          this.log(`${this.prefix(e.id, worker)} epoch ${e.m.epoch}/${r?.epochs ?? '?'} loss ${e.m.train_loss.toFixed(4)} test_acc ${e.m.test_accuracy.toFixed(4)} | sweep ETA ${formatSeconds(this.eta())}`);
+          this.log(`${this.prefix(e.id, worker)} ${roundLabel(e.m.round)}epoch ${e.m.epoch}/${r?.epochs ?? '?'} loss ${e.m.train_loss.toFixed(4)} test_acc ${e.m.test_accuracy.toFixed(4)} | sweep ETA ${formatSeconds(this.eta())}`);
         } else this.schedule();
         return;
       }
@@ -170,7 +174,7 @@ export class Progress {
       const r = this.runs.get(id);
       const step = a.total ? `step ${a.step}/${a.total}` : `step ${a.step}`;
       const loss = Number.isFinite(a.loss) ? ` loss ${a.loss.toFixed(4)}` : '';
-      lines.push(`  ${this.prefix(id, a.worker)}  epoch ${Math.min(a.epoch + 1, r?.epochs ?? Infinity)}/${r?.epochs ?? '?'} ${step}${loss}`);
+      lines.push(`  ${this.prefix(id, a.worker)}  ${roundLabel(a.round)}epoch ${Math.min(a.epoch + 1, r?.epochs ?? Infinity)}/${r?.epochs ?? '?'} ${step}${loss}`);
     }
     return lines.map((l) => (l.length > width ? l.slice(0, width - 1) + '…' : l));
   }

@@ -141,7 +141,9 @@ test('progress: plain lines off a TTY, a block redrawn in place on one', async (
   p.event(1, { type: 'step', id: 'aaaaaaaaaaaa', step: 1, total: 4, loss: 1 });
   p.event(1, { type: 'epoch', id: 'aaaaaaaaaaaa', m: { epoch: 1, step: 2, lr: 0.1, train_loss: 1, train_accuracy: 0.5, test_loss: 1, test_accuracy: 0.5, active_params: 1, wall_s: 1 } });
   p.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1 });
+  p.event(1, { type: 'epoch', id: 'aaaaaaaaaaaa', m: { epoch: 2, step: 4, lr: 0.1, train_loss: 1, train_accuracy: 0.5, test_loss: 1, test_accuracy: 0.5, active_params: 1, wall_s: 1, round: 2 } });
   p.close();
+  assert.match(plain.pop()!, /round 2 epoch 2\/2 loss/);
   assert.equal(plain.length, 3, 'one line per start, epoch and end; none per step');
   assert.ok(plain.every((l) => !l.includes('\x1b') && l.endsWith('\n')));
   assert.match(plain[1], /epoch 1\/2 loss 1\.0000 test_acc 0\.5000 \| sweep ETA/);
@@ -153,6 +155,10 @@ test('progress: plain lines off a TTY, a block redrawn in place on one', async (
   await new Promise((r) => setTimeout(r, 150));
   assert.match(screen, /runs 2\/3 finished .* 1 running · ETA/);
   assert.match(screen, /epoch 1\/2 step 1\/4 loss 0\.7500/);
+  t.event(1, { type: 'epoch', id: 'aaaaaaaaaaaa', m: { epoch: 1, step: 2, lr: 0.1, train_loss: 1, train_accuracy: 0.5, test_loss: 1, test_accuracy: 0.5, active_params: 1, wall_s: 1, round: 3 } });
+  t.event(1, { type: 'step', id: 'aaaaaaaaaaaa', step: 3, total: 4, loss: 0.5 });
+  await new Promise((r) => setTimeout(r, 150));
+  assert.match(screen, /round 3 epoch 2\/2 step 3\/4 loss 0\.5000/, 'a multi-round run shows its round');
   t.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1 });
   t.close();
   assert.match(screen, /\x1b\[\d+F\x1b\[J/, 'redrawn in place');
