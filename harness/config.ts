@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import AjvModule, { type ErrorObject } from 'ajv';
 import { methods, getMethod } from '../methods/index.js';
-import { models } from '../models/index.js';
-import { datasets } from './data/index.js';
+import { getModel, models } from '../models/index.js';
+import { datasets, resolveOptions } from './data/index.js';
 import { UserError } from './errors.js';
 import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from './options.js';
 import { sparsityOptions, trainingOptions, updateOptions, runId, type NamedOptions, type RunSpec } from './spec.js';
@@ -239,9 +239,21 @@ export function sweepFromConfig(config: Record<string, any>, file: string, smoke
     if (errs.length) throw new UserError(`${file}: grid value ${describeError(errs, raw)}`);
     const spec = resolveSpec(raw, name, smoke);
     checkTraining(spec, file);
+    checkFormat(spec, file);
     specs.set(runId(spec), spec);
   }
   return { name, file, specs: [...specs.values()] };
+}
+
+/** csr stores linear layers only: a conv model with format csr fails here, not at run start. */
+function checkFormat(spec: RunSpec, file: string): void {
+  if (spec.sparsity.format !== 'csr') return;
+  const { name: dataset, ...options } = spec.dataset;
+  const shape = datasets[dataset].shape(resolveOptions(datasets[dataset], options));
+  const conv = getModel(spec.model.name).layout(spec.model, shape).filter((l) => l.kind === 'conv');
+  if (conv.length) {
+    throw new UserError(`${file}: /sparsity/format: csr stores linear layers only, and model ${spec.model.name} has ${conv.length} conv layers (${conv[0].name}, …): use "masked"`);
+  }
 }
 
 function checkTraining(spec: RunSpec, file: string): void {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Rng } from '../harness/rng.js';
 import { UserError } from '../harness/errors.js';
-import { loadDataset } from '../harness/data/index.js';
+import { datasets, loadDataset } from '../harness/data/index.js';
 import { padCropFlip, writeCifarFiles, CIFAR10, CIFAR100 } from '../harness/data/cifar.js';
 import { installArchive, ARCHIVES } from '../harness/data/fetch.js';
 
@@ -200,6 +200,14 @@ test('writeCifarFiles produces loadable files in both layouts', () => {
   assert.equal(c100.train.n, 120); assert.equal(c100.test.n, 5);
   assert.equal(Math.max(...c100.train.y), 99);
   assert.equal(CIFAR100.classes, 100);
+  // what config validation reads without loading matches what loading gives
+  for (const d of [c10, c100]) assert.deepEqual(datasets[d.name].shape({}), { inputShape: d.inputShape, classes: d.classes });
+  const mnist = loadDataset('mnist', {}, { seed: 0 });
+  assert.deepEqual(datasets.mnist.shape({}), { inputShape: mnist.inputShape, classes: mnist.classes });
+  for (const o of [{}, { shape: '4x4x2', classes: 3 }, { features: 7 }]) {
+    const s = loadDataset('synthetic', { ...o, trainSamples: 6, testSamples: 3 }, { seed: 0 });
+    assert.deepEqual(datasets.synthetic.shape(o), { inputShape: s.inputShape, classes: s.classes });
+  }
 });
 
 test('installArchive: verifies the MD5 and unpacks atomically (local archive, no network)', async () => {

@@ -50,6 +50,9 @@ test('non-positive batch size', () => rejects({ ...valid, training: { batchSize:
 test('wrong type', () => rejects({ ...valid, training: { lr: 'fast' } }, /\/training\/lr: must be number \(got "fast"\)/));
 test('bad --set value', () => rejects(valid, /\/sparsity\/target: must be < 1/, ['--set', 'sparsity.target=2']));
 test('unknown CLI flag', () => rejects(valid, /Unknown argument/, ['--frobnicate']));
+test('csr format on a conv model is rejected before any run', () => {
+  rejects({ ...valid, model: 'lenet5', sparsity: { target: 0.9, format: 'csr' } }, /\/sparsity\/format: csr stores linear layers only, and model lenet5 has 2 conv layers/);
+});
 
 test('validate expands the grid and dedups what a method ignores', () => {
   const dir = tmp();

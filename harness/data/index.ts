@@ -21,7 +21,14 @@ export interface Dataset {
   augment?: (x: Float32Array, count: number, rng: Rng) => void;
 }
 export interface DatasetOption { type: 'number' | 'integer' | 'string' | 'boolean'; default: unknown; help: string; minimum?: number; maximum?: number; enum?: string[] }
-export interface DatasetEntry { name: string; summary: string; options: Record<string, DatasetOption>; load(options: Record<string, unknown>, ctx: { dataDir?: string; seed: number }): Dataset }
+export interface DatasetEntry {
+  name: string;
+  summary: string;
+  options: Record<string, DatasetOption>;
+  /** input shape and class count without loading anything (config validation) */
+  shape(options: Record<string, unknown>): { inputShape: number[]; classes: number };
+  load(options: Record<string, unknown>, ctx: { dataDir?: string; seed: number }): Dataset;
+}
 
 /** The registry: the only list of datasets. */
 export const datasets: Record<string, DatasetEntry> = {

@@ -94,6 +94,10 @@ export const syntheticEntry: DatasetEntry = {
     seed: { type: 'integer', default: -1, minimum: -1, help: 'data seed; -1 = the run seed, >= 0 holds the data fixed across run seeds' },
     shape: { type: 'string', default: '', help: 'input shape such as "32x32x3" (NHWC image); empty = [features]' },
   },
+  shape(options) {
+    const o = { ...defaultsOf(syntheticEntry), ...options } as unknown as SyntheticOptions;
+    return { inputShape: parseShape(o.shape) ?? [o.features], classes: o.classes };
+  },
   load(options, ctx): Dataset {
     // defaults filled here too, so calling load directly with partial options works
     const o = { ...defaultsOf(syntheticEntry), ...options } as unknown as SyntheticOptions;
