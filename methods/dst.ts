@@ -137,28 +137,11 @@ export function pickExtreme(pools: Pool[], k: number, largest: boolean): Connect
       else if (v === threshold) tied[nt++] = i;
     }
     o += n;
-    const ordered = inKeyOrder(p);
     const take = Math.min(tiesLeft, nt);
     tiesLeft -= take;
-    let chosen: Int32Array;
-    if (ordered) {
-      chosen = mergeAscending(picked.subarray(0, np), tied.subarray(0, take));
-    } else {
-      const byKey = (idx: Int32Array) => Float64Array.from(idx, (i) => key(p.row[i], p.col[i], p.cols)).sort();
-      const tieKeys = byKey(tied.subarray(0, nt)).subarray(0, take);
-      const keys = new Float64Array(np + take);
-      keys.set(byKey(picked.subarray(0, np)));
-      keys.set(tieKeys, np);
-      out.push(fromSortedKeys(keys.sort(), p.cols));
-      continue;
-    }
-    const row = new Int32Array(chosen.length);
-    const col = new Int32Array(chosen.length);
-    for (let j = 0; j < chosen.length; j++) {
-      row[j] = p.row[chosen[j]];
-      col[j] = p.col[chosen[j]];
-    }
-    out.push({ row, col });
+    out.push(inKeyOrder(p)
+      ? connectionsAt(p, mergeAscending(picked.subarray(0, np), tied.subarray(0, take)))
+      : unorderedPick(p, picked.subarray(0, np), tied.subarray(0, nt), take));
   }
   if (tiesLeft !== 0) throw new Error('pickExtreme: tie accounting failed');
   return out;
@@ -186,6 +169,26 @@ function inKeyOrder(p: Pool): boolean {
     if (p.row[i] < p.row[i - 1] || (p.row[i] === p.row[i - 1] && p.col[i] <= p.col[i - 1])) return false;
   }
   return true;
+}
+
+/** The connections at the given (ascending) positions of a pool. */
+function connectionsAt(p: Pool, at: Int32Array): Connections {
+  const row = new Int32Array(at.length);
+  const col = new Int32Array(at.length);
+  for (let j = 0; j < at.length; j++) {
+    row[j] = p.row[at[j]];
+    col[j] = p.col[at[j]];
+  }
+  return { row, col };
+}
+
+/** A pool not in (row, col) order: the picked positions plus the `take` tied ones of lowest (row, col), sorted. */
+function unorderedPick(p: Pool, picked: Int32Array, tied: Int32Array, take: number): Connections {
+  const byKey = (at: Int32Array) => Float64Array.from(at, (i) => key(p.row[i], p.col[i], p.cols)).sort();
+  const keys = new Float64Array(picked.length + take);
+  keys.set(byKey(picked));
+  keys.set(byKey(tied).subarray(0, take), picked.length);
+  return fromSortedKeys(keys.sort(), p.cols);
 }
 
 function mergeAscending(a: Int32Array, b: Int32Array): Int32Array {

@@ -47,7 +47,7 @@ export function denseGradientPool(layer: SparseWeight, active: Connections, quot
       const r = Math.floor(i / cols);
       row[o] = r;
       col[o] = i - r * cols;
-      bits[0] = k - 1;
+      bits[0] = k & 0x7fffffff;
       value[o] = asFloat[0];
       o++;
     }
@@ -57,15 +57,15 @@ export function denseGradientPool(layer: SparseWeight, active: Connections, quot
 }
 
 /**
- * Overwrites a gradient with the order keys of its scores, in place: |g| as its float32 bits + 1
- * (non-negative floats order like their bits), NaN as a score of 0 (key 1); key 0 is left for
- * "not a candidate".
+ * Overwrites a gradient with the order keys of its scores, in place: dst.ts's preferenceKey of |g|
+ * (largest first: the float32 bits with the top bit set), NaN scored as 0; key 0 is left for "not
+ * a candidate". Done on the bits of the array itself: rows x cols entries, no second copy.
  */
 function scoreKeys(g: Float32Array): Uint32Array {
   const key = new Uint32Array(g.buffer, g.byteOffset, g.length);
   for (let i = 0; i < key.length; i++) {
     const b = key[i] & 0x7fffffff;
-    key[i] = b > 0x7f800000 ? 1 : b + 1;
+    key[i] = (b > 0x7f800000 ? 0 : b) | 0x80000000;
   }
   return key;
 }
