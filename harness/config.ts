@@ -3,6 +3,7 @@ import path from 'node:path';
 import AjvModule, { type ErrorObject } from 'ajv';
 import { methods, getMethod } from '../methods/index.js';
 import { getModel, models } from '../models/index.js';
+import { convPlan } from '../models/sparse/conv.js';
 import { datasets, resolveOptions } from './data/index.js';
 import { UserError } from './errors.js';
 import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from './options.js';
@@ -245,14 +246,23 @@ export function sweepFromConfig(config: Record<string, any>, file: string, smoke
   return { name, file, specs: [...specs.values()] };
 }
 
-/** csr stores linear layers only: a conv model with format csr fails here, not at run start. */
+/**
+ * A csr conv layer runs on the conv kernels' planes: a geometry they cannot take (a kernel larger
+ * than its padded input, a batch too large for 32-bit offsets) fails here, naming the layer, and
+ * not at run start.
+ */
 function checkFormat(spec: RunSpec, file: string): void {
   if (spec.sparsity.format !== 'csr') return;
   const { name: dataset, ...options } = spec.dataset;
   const shape = datasets[dataset].shape(resolveOptions(datasets[dataset], options));
-  const conv = getModel(spec.model.name).layout(spec.model, shape).filter((l) => l.kind === 'conv');
-  if (conv.length) {
-    throw new UserError(`${file}: /sparsity/format: csr stores linear layers only, and model ${spec.model.name} has ${conv.length} conv layers (${conv[0].name}, …): use "masked"`);
+  for (const layer of getModel(spec.model.name).layout(spec.model, shape)) {
+    if (layer.kind !== 'conv') continue;
+    const [h, w] = layer.conv!.inputSize;
+    try {
+      convPlan(layer, [spec.training.batchSize, h, w, layer.conv!.inChannels]);
+    } catch (e) {
+      throw new UserError(`${file}: /sparsity/format: csr cannot run model ${spec.model.name}: ${(e as Error).message}`);
+    }
   }
 }
 

@@ -61,7 +61,7 @@ export const trainingOptions: OptionSpecs = {
 export const sparsityOptions: OptionSpecs = {
   target: { type: 'number', default: 0.9, minimum: 0, exclusiveMaximum: 1, help: 'fraction of prunable weights that are zero' },
   distribution: { type: 'string', default: 'erdos-renyi', enum: ['erdos-renyi', 'uniform'], help: 'how the active connections are spread over layers' },
-  format: { type: 'string', default: 'masked', enum: ['masked', 'csr'], help: 'storage: dense weights x mask, or only the active connections' },
+  format: { type: 'string', default: 'csr', enum: ['masked', 'csr'], help: 'storage: only the active connections (always sparse), or dense weights x a 0/1 mask (how research code simulates sparsity); methods without sparsity (dense) train dense weights either way' },
   holdActive: { type: 'boolean', default: false, help: 'keep the active connection count of width 1 as the model widens (sparsity rises with width)' },
 };
 

@@ -133,7 +133,8 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   const layers = buildSparseLayers(shapes, {
     density,
     distribution: spec.sparsity.distribution,
-    format: spec.sparsity.format,
+    // a method without sparsity trains plain dense weights: the masked format with every connection on
+    format: method.sparse ? spec.sparsity.format : 'masked',
     rng: rng.fork('init'),
   });
   return { spec, data, model: entry.build(spec.model, data, layers), train, test };

@@ -18,8 +18,8 @@ export const lenet5: ModelEntry = {
     const h1 = Math.floor(h / 2), w1 = Math.floor(w / 2);          // conv1 'same' then pool 2
     const h2 = Math.floor((h1 - 4) / 2), w2 = Math.floor((w1 - 4) / 2); // conv2 'valid' then pool 2
     return [
-      { name: 'conv1', kind: 'conv', rows: c1, cols: 25 * c, positions: h * w, conv: { kh: 5, kw: 5, inChannels: c, stride: 1, padding: 'same' } },
-      { name: 'conv2', kind: 'conv', rows: c2, cols: 25 * c1, positions: (h1 - 4) * (w1 - 4), conv: { kh: 5, kw: 5, inChannels: c1, stride: 1, padding: 'valid' } },
+      { name: 'conv1', kind: 'conv', rows: c1, cols: 25 * c, positions: h * w, conv: { kh: 5, kw: 5, inChannels: c, stride: 1, padding: 'same', inputSize: [h, w] } },
+      { name: 'conv2', kind: 'conv', rows: c2, cols: 25 * c1, positions: (h1 - 4) * (w1 - 4), conv: { kh: 5, kw: 5, inChannels: c1, stride: 1, padding: 'valid', inputSize: [h1, w1] } },
       { name: 'fc1', kind: 'linear', rows: f1, cols: h2 * w2 * c2, positions: 1 },
       { name: 'fc2', kind: 'linear', rows: f2, cols: f1, positions: 1 },
       { name: 'fc3', kind: 'linear', rows: data.classes, cols: f2, positions: 1 },

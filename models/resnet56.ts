@@ -45,10 +45,12 @@ function plan(o: Record<string, any>): Plan {
   return { stem: widths[0], blocks, widths };
 }
 
-function conv(name: string, inC: number, outC: number, k: number, stride: number, hOut: number, wOut: number): LayerShape {
-  // stride 1: 'same' (pad (k-1)/2 each side, as PyTorch padding=1); stride 2: the model pads explicitly
+/** a k x k conv of an h x w map: stride 1 'same' (pad (k-1)/2 each side, as PyTorch padding=1); stride 2: the model pads 1 explicitly */
+function conv(name: string, inC: number, outC: number, k: number, stride: number, h: number, w: number): LayerShape {
   const padding = stride === 1 ? 'same' : 'valid';
-  return { name, kind: 'conv', rows: outC, cols: k * k * inC, positions: hOut * wOut, conv: { kh: k, kw: k, inChannels: inC, stride, padding } };
+  const [hIn, wIn] = stride === 1 ? [h, w] : [h + 2, w + 2];
+  const [hOut, wOut] = stride === 1 ? [h, w] : [Math.floor((hIn - k) / stride) + 1, Math.floor((wIn - k) / stride) + 1];
+  return { name, kind: 'conv', rows: outC, cols: k * k * inC, positions: hOut * wOut, conv: { kh: k, kw: k, inChannels: inC, stride, padding, inputSize: [hIn, wIn] } };
 }
 
 /**
@@ -91,10 +93,10 @@ export const resnet56: ModelEntry = {
     for (const b of p.blocks) {
       const ho = b.stride === 1 ? h : Math.floor((h + 2 - 3) / b.stride) + 1;
       const wo = b.stride === 1 ? w : Math.floor((w + 2 - 3) / b.stride) + 1;
-      shapes.push(conv(b.conv1, b.inPlanes, b.planes, 3, b.stride, ho, wo));
+      shapes.push(conv(b.conv1, b.inPlanes, b.planes, 3, b.stride, h, w));
       shapes.push(conv(b.conv2, b.planes, b.planes, 3, 1, ho, wo));
       if (b.shortcut) {
-        shapes.push({ name: b.shortcut, kind: 'conv', rows: b.planes, cols: b.inPlanes, positions: ho * wo, conv: { kh: 1, kw: 1, inChannels: b.inPlanes, stride: b.stride, padding: 'valid' } });
+        shapes.push({ name: b.shortcut, kind: 'conv', rows: b.planes, cols: b.inPlanes, positions: ho * wo, conv: { kh: 1, kw: 1, inChannels: b.inPlanes, stride: b.stride, padding: 'valid', inputSize: [h, w] } });
       }
       h = ho; w = wo;
     }

@@ -34,7 +34,7 @@ export const vgg16: ModelEntry = {
     for (const v of CFG_D) {
       if (v === 'M') { h = Math.ceil(h / 2); w = Math.ceil(w / 2); continue; }
       const out = scaled(v, o.width);
-      shapes.push({ name: `conv${++k}`, kind: 'conv', rows: out, cols: 9 * c, positions: h * w, conv: { kh: 3, kw: 3, inChannels: c, stride: 1, padding: 'same' } });
+      shapes.push({ name: `conv${++k}`, kind: 'conv', rows: out, cols: 9 * c, positions: h * w, conv: { kh: 3, kw: 3, inChannels: c, stride: 1, padding: 'same', inputSize: [h, w] } });
       c = out;
     }
     const hidden = scaled(512, o.width);

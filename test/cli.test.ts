@@ -50,8 +50,9 @@ test('non-positive batch size', () => rejects({ ...valid, training: { batchSize:
 test('wrong type', () => rejects({ ...valid, training: { lr: 'fast' } }, /\/training\/lr: must be number \(got "fast"\)/));
 test('bad --set value', () => rejects(valid, /\/sparsity\/target: must be < 1/, ['--set', 'sparsity.target=2']));
 test('unknown CLI flag', () => rejects(valid, /Unknown argument/, ['--frobnicate']));
-test('csr format on a conv model is rejected before any run', () => {
-  rejects({ ...valid, model: 'lenet5', sparsity: { target: 0.9, format: 'csr' } }, /\/sparsity\/format: csr stores linear layers only, and model lenet5 has 2 conv layers/);
+test('a conv geometry the csr kernels cannot run is rejected before any run, naming the layer', () => {
+  // lenet5 on 4x4 images: conv2's 5x5 'valid' kernel meets a 2x2 map
+  rejects({ ...valid, dataset: { name: 'synthetic', shape: '4x4x1', classes: 2 }, model: 'lenet5', sparsity: { target: 0.9, format: 'csr' } }, /\/sparsity\/format: csr cannot run model lenet5: conv2: a 5x5 kernel does not fit a 2x2 input without padding/);
 });
 
 test('validate expands the grid and dedups what a method ignores', () => {

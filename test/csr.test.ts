@@ -10,10 +10,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
-import { UserError } from '../harness/errors.js';
 import { Rng } from '../harness/rng.js';
 import { sgdStep } from '../harness/sgd.js';
 import { CsrLayer } from '../models/sparse/csr.js';
+import { CsrConvLayer } from '../models/sparse/csr-conv.js';
 import { buildSparseLayers } from '../models/sparse/index.js';
 import { MaskedLayer } from '../models/sparse/masked.js';
 import type { Connections, LayerShape } from '../models/sparse/types.js';
@@ -358,15 +358,14 @@ test('saveState/loadState round trip: structure, values, momentum and bias exact
   }
 });
 
-test('conv layers in csr are a user error; buildSparseLayers builds csr layers', async () => {
+test('buildSparseLayers builds csr layers of both kinds, initialised as the masked ones', async () => {
   await selectBackend('cpu');
-  const conv: LayerShape = { name: 'conv1', kind: 'conv', rows: 6, cols: 25, positions: 784, conv: { kh: 5, kw: 5, inChannels: 1, stride: 1, padding: 'same' } };
-  const init = { connections: { row: new Int32Array(0), col: new Int32Array(0) }, values: new Float32Array(0), bias: new Float32Array(6) };
-  assert.throws(() => new CsrLayer(conv, init), (e: unknown) => e instanceof UserError && /csr supports linear layers; use format masked for conv models/.test(e.message));
-  const layers = buildSparseLayers([linear(10, 12, 'a'), linear(3, 10, 'b')], { density: 0.5, distribution: 'erdos-renyi', format: 'csr', rng: new Rng(1) });
-  const masked = buildSparseLayers([linear(10, 12, 'a'), linear(3, 10, 'b')], { density: 0.5, distribution: 'erdos-renyi', format: 'masked', rng: new Rng(1) });
+  const conv: LayerShape = { name: 'conv1', kind: 'conv', rows: 6, cols: 25, positions: 784, conv: { kh: 5, kw: 5, inChannels: 1, stride: 1, padding: 'same', inputSize: [28, 28] } };
+  const shapes = [conv, linear(10, 12, 'a'), linear(3, 10, 'b')];
+  const layers = buildSparseLayers(shapes, { density: 0.5, distribution: 'erdos-renyi', format: 'csr', rng: new Rng(1) });
+  const masked = buildSparseLayers(shapes, { density: 0.5, distribution: 'erdos-renyi', format: 'masked', rng: new Rng(1) });
   try {
-    assert.ok(layers.every((l) => l instanceof CsrLayer && l.format === 'csr'));
+    assert.ok(layers[0] instanceof CsrConvLayer && layers.slice(1).every((l) => l instanceof CsrLayer) && layers.every((l) => l.format === 'csr'));
     layers.forEach((l, i) => assert.deepEqual(l.saveState(), masked[i].saveState(), 'same init in both formats'));
   } finally {
     for (const l of [...layers, ...masked]) l.dispose();

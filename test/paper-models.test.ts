@@ -295,7 +295,7 @@ test('batch norm, layer norm, GELU and attention: hand-written gradients equal a
   }
 });
 
-test('masked conv: weight and input gradients equal tfjs\'s native conv2d gradient (same/valid, stride 1/2), probe records patches', async () => {
+test('conv in both formats: weight and input gradients equal tfjs\'s native conv2d gradient (same/valid, stride 1/2), probe records patches', async () => {
   const cases: [number, number, number, number, number, 1 | 2, 'same' | 'valid'][] = [
     // H, W, C, out, k, stride, padding
     [7, 7, 3, 4, 3, 1, 'same'],
@@ -307,18 +307,23 @@ test('masked conv: weight and input gradients equal tfjs\'s native conv2d gradie
     [8, 8, 4, 6, 1, 2, 'valid'],
   ];
   for (const backend of ['cpu', 'wasm'] as const) {
-    for (const [H, W, C, O, k, stride, padding] of cases) {
-      const what = `${backend} ${H}x${W}x${C}->${O} k${k} s${stride} ${padding}`;
-      const shape: LayerShape = { name: 'c', kind: 'conv', rows: O, cols: k * k * C, positions: 1, conv: { kh: k, kw: k, inChannels: C, stride, padding } };
+    for (const [[H, W, C, O, k, stride, padding], format] of cases.flatMap((c) => (['masked', 'csr'] as const).map((f) => [c, f] as const))) {
+      const what = `${backend} ${format} ${H}x${W}x${C}->${O} k${k} s${stride} ${padding}`;
+      const shape: LayerShape = { name: 'c', kind: 'conv', rows: O, cols: k * k * C, positions: 1, conv: { kh: k, kw: k, inChannels: C, stride, padding, inputSize: [H, W] } };
       await selectBackend(backend);
       // a half-dense mask: the gradient must be the native one times the mask
-      const [layer] = buildSparseLayers([shape], { density: 0.5, distribution: 'uniform', format: 'masked', rng: new Rng(11) });
+      const [layer] = buildSparseLayers([shape], { density: 0.5, distribution: 'uniform', format, rng: new Rng(11) });
       const weight = layer.params()[0].value;
       const xs = tf.randomNormal([2, H, W, C], 0, 1, 'float32', 12).dataSync();
-      const wData = weight.dataSync().slice();
-      const mask = new Float32Array(wData.length);
+      // the kernel in tfjs layout [k, k, C, O]: connection (row, col) at col * O + row
       const { row, col } = layer.active();
-      for (let i = 0; i < row.length; i++) mask[col[i] * O + row[i]] = 1;
+      const toKernel = (perConnection: ArrayLike<number>) => {
+        const out = new Float32Array(k * k * C * O);
+        for (let i = 0; i < row.length; i++) out[col[i] * O + row[i]] = perConnection[i];
+        return out;
+      };
+      const wData = format === 'masked' ? weight.dataSync().slice() : toKernel(weight.dataSync());
+      const mask = toKernel(new Float32Array(row.length).fill(1));
 
       // ours, on the backend under test, probing
       layer.setProbe(true);
@@ -329,7 +334,8 @@ test('masked conv: weight and input gradients equal tfjs\'s native conv2d gradie
         const f = (a: tf.Tensor) => tf.sum(tf.mul(layer.apply(a), up));
         const { grads } = tf.variableGrads(() => f(x) as tf.Scalar, [weight]);
         const dx = tf.grad(f)(x);
-        return { dw: grads[weight.name].dataSync().slice(), dx: dx.dataSync().slice(), up: up.dataSync().slice(), yShape: y.shape };
+        const dw = grads[weight.name].dataSync();
+        return { dw: format === 'masked' ? dw.slice() : toKernel(dw), dx: dx.dataSync().slice(), up: up.dataSync().slice(), yShape: y.shape };
       });
       layer.setProbe(false);
 

@@ -24,7 +24,7 @@ test('same seed gives bit-identical metrics, another seed different ones', async
 });
 
 test('masked layers: inactive weights stay exactly 0 and get no update over many steps', async () => {
-  const spec = specOf({ ...smallTask, method: 'static', sparsity: { target: 0.9 }, training: { ...smallTask.training, epochs: 3, weightDecay: 1e-3 } });
+  const spec = specOf({ ...smallTask, method: 'static', sparsity: { target: 0.9, format: 'masked' }, training: { ...smallTask.training, epochs: 3, weightDecay: 1e-3 } });
   const run = prepareRun(spec, {});
   const before = run.model.layers.map((l) => ({ active: l.active(), count: l.activeCount() }));
   // train with the real loop on the same prepared model

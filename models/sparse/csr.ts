@@ -1,27 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../../harness/errors.js';
 import * as K from './kernels/index.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
 /**
- * The always-sparse format for linear layers: only the active connections are stored, as CSR
+ * The always-sparse format: only the active connections are stored, as CSR
  * (rowPtr: rows + 1 offsets, colIdx: the column of each nonzero, sorted inside each row) with the
  * values in a 1-D tf.Variable of length nnz (so tf.variableGrads and the SGD step treat it like
  * any other parameter) and their momentum in a variable of the same length. Nothing of size
  * rows x cols is ever allocated, except by denseGradient() (RigL's real cost), and no flat index
  * row * cols is ever formed: connections are always (row, col) pairs.
  *
- * Forward y = x·Wᵀ + b and its gradients run on the sparse kernels (./kernels), on activations
- * held FEATURE-MAJOR (n x B) in the kernels' memory:
- *   xT = transpose(x);  yT = spmm(W, xT);  y = transpose(yT)
- *   dyT = transpose(dy); dxT = spmmT(W, dyT) (= Wᵀ·dyT); dValues[k] = Σ_b dyT[row_k, b] · xT[col_k, b] (sddmm)
- * The bias is part of the same op: added to yT, its gradient the row sums of dyT (the masked format
- * leaves both to tfjs, whose batch reduction costs more than the sparse kernels in a wide layer).
+ * CsrWeight is the structure and the contract, shared by the two layer kinds: CsrLayer (linear,
+ * below) and CsrConvLayer (./csr-conv.ts), which differ only in their forward/backward op.
  * On the wasm backend, tensors are read from and made from views of the heaps (no fresh arrays:
  * their page faults dominated wide layers); on other backends through dataSync / fresh copies.
- * A probe pass records the same h and delta as the masked format would, as a ProbeRecord built
- * directly from xT and dyT (already feature-major: no extra transpose).
  *
  * prune/grow rebuild the structure by merging sorted lists, O(nnz + rows + |c|) (plus a sort of c
  * when it is not sorted already), and replace the values/momentum variables by new ones of the
@@ -29,43 +22,35 @@ import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer
  * every update). Grown connections get value 0 and momentum 0, pruned ones are dropped.
  *
  * The structure (rowPtr, colIdx, the row of each nonzero for the sddmm) and this layer's copy of
- * the values and of its input xT live in the kernels' memory, so that the kernels read them in
+ * the values and of its input live in the kernels' memory, so that the kernels read them in
  * place; the kernels' memory is released by dispose().
  */
-export class CsrLayer extends ProbedWeight implements SparseLayer {
+export abstract class CsrWeight extends ProbedWeight implements SparseLayer {
   readonly format = 'csr' as const;
   readonly name: string;
   readonly rows: number;
   readonly cols: number;
   /** CSR row offsets, rows + 1 (kernels' memory) */
-  private rowPtr: Int32Array;
+  protected rowPtr: Int32Array;
   /** column of each nonzero, ascending inside a row (kernels' memory) */
-  private colIdx: Int32Array;
+  protected colIdx: Int32Array;
   /** row of each nonzero: the sddmm's pair list is (rowIdx, colIdx) (kernels' memory) */
-  private rowIdx: Int32Array;
+  protected rowIdx: Int32Array;
   /** the values as of the last forward pass, for the kernels (kernels' memory) */
-  private vals: Float32Array;
-  private values: tf.Variable;
-  private velocity: tf.Variable;
-  private readonly bias: tf.Variable;
-  private readonly biasVelocity: tf.Variable;
-  /** the last forward input, feature-major (cols x B), grow-only (kernels' memory) */
-  private xBuf: Float32Array | null = null;
-  /** the probe record's hT and deltaT, grow-only (kernels' memory) */
-  private probeBuf: Float32Array | null = null;
-  /** counts forward passes: a backward pass checks that its xT and vals are still its own */
-  private generation = 0;
+  protected vals: Float32Array;
+  protected values: tf.Variable;
+  protected velocity: tf.Variable;
+  protected readonly bias: tf.Variable;
+  protected readonly biasVelocity: tf.Variable;
+  /** counts forward passes: a backward pass checks that its input and vals are still its own */
+  protected generation = 0;
   /** counts structure changes: a backward pass across one is an error */
-  private structure = 0;
-  private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  protected structure = 0;
   private readonly paramList: Param[];
   private disposed = false;
 
   constructor(readonly shape: LayerShape, init: LayerInit) {
     super();
-    if (shape.kind !== 'linear') {
-      throw new UserError(`layer ${shape.name}: csr supports linear layers; use format masked for conv models`);
-    }
     this.name = shape.name;
     this.rows = shape.rows;
     this.cols = shape.cols;
@@ -86,88 +71,9 @@ export class CsrLayer extends ProbedWeight implements SparseLayer {
       { name: `${this.name}/weight`, value: this.values, velocity: this.velocity, decay: true },
       { name: `${this.name}/bias`, value: this.bias, velocity: this.biasVelocity, decay: true },
     ];
-    this.op = this.linearOp();
   }
 
-  // -------------------------------------------------------------------------------------------
-  // forward / backward
-
-  apply(x: tf.Tensor): tf.Tensor {
-    if (x.rank !== 2 || x.shape[1] !== this.cols) throw new Error(`${this.name}: input of shape [${x.shape}], expected [B, ${this.cols}]`);
-    return this.op(x, this.values, this.bias);
-  }
-
-  /**
-   * y = x·Wᵀ + b as one custom op of (x, values, bias). The bias is added to yT and its gradient
-   * (the batch sums of dy) is taken from dyT here: tfjs's broadcasting add would reduce dy over the
-   * batch axis with a transpose of its own (on wasm, the largest cost of a wide layer's step).
-   * Nothing is saved on the tape: the op keeps its input transposed (xT) in this layer's buffer.
-   */
-  private linearOp(): (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
-    const f = (x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor) => {
-      const B = x.shape[0];
-      const { rows, cols } = this;
-      const xT = this.inputT(readFloats(x), B);
-      this.vals.set(readFloats(w));
-      const generation = ++this.generation;
-      const structure = this.structure;
-      const csr: K.Csr = { rows, cols, rowPtr: this.rowPtr, colIdx: this.colIdx, values: this.vals };
-      const rowIdx = this.rowIdx;
-      const yT = K.spmm(csr, xT, B, scratch('yT/dyT', rows * B));
-      addRows(yT, readFloats(bias), B);
-      const value = tensorOf(K.transpose(yT, rows, B, scratch('out', rows * B)), [B, rows]);
-      const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
-        if (this.structure !== structure) throw new Error(`${this.name}: the structure changed between a forward pass and its backward pass`);
-        let h = xT;
-        if (this.generation !== generation) {
-          // another forward pass of this layer came in between: redo this one's input
-          if (x.isDisposed) throw new Error(`${this.name}: the input of a forward pass was disposed before its backward pass`);
-          h = this.inputT(readFloats(x), B);
-          this.vals.set(readFloats(w));
-          this.generation++;
-        }
-        const dyT = K.transpose(readFloats(dy), B, rows, scratch('yT/dyT', rows * B));
-        if (this.probing) this.probe = this.record(h, dyT, B);
-        const dbias = rowSums(dyT, rows, B);
-        const dxT = K.spmmT(csr, dyT, B, scratch('dxT', cols * B));
-        const dx = tensorOf(K.transpose(dxT, cols, B, scratch('out', cols * B)), [B, cols]);
-        const dv = tensorOf(K.sddmm(rowIdx, csr.colIdx, dyT, h, B, scratch('out', rowIdx.length)), [rowIdx.length]);
-        return [dx, dv, tf.tensor1d(dbias)];
-      };
-      return { value, gradFunc };
-    };
-    return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
-  }
-
-  /**
-   * A probe record of copies of hT and deltaT, held in this layer's grow-only probe buffers in the
-   * kernels' memory (reused by every probe pass: no fresh allocation, and the subset gradient
-   * reads them in place).
-   */
-  private record(hT: Float32Array, deltaT: Float32Array, B: number): ProbeRecord {
-    const hl = this.cols * B;
-    const dl = this.rows * B;
-    if (!this.probeBuf || this.probeBuf.length < hl + dl) {
-      this.probe = null;
-      if (this.probeBuf) K.release(this.probeBuf);
-      this.probeBuf = K.allocFloat32(hl + dl);
-    }
-    const h = this.probeBuf.subarray(0, hl);
-    const d = this.probeBuf.subarray(hl, hl + dl);
-    h.set(hT);
-    d.set(deltaT);
-    return new ProbeRecord(h, d, this.rows, this.cols, B);
-  }
-
-  /** x (B x cols, batch-major) -> this layer's xT buffer (cols x B), a view of exactly cols*B */
-  private inputT(x: Float32Array, B: number): Float32Array {
-    const len = this.cols * B;
-    if (!this.xBuf || this.xBuf.length < len) {
-      if (this.xBuf) K.release(this.xBuf);
-      this.xBuf = K.allocFloat32(len);
-    }
-    return K.transpose(x, B, this.cols, this.xBuf.subarray(0, len));
-  }
+  abstract apply(x: tf.Tensor): tf.Tensor;
 
   /**
    * The same two Param objects on every call; a structure change points the weight param at the
@@ -394,7 +300,7 @@ export class CsrLayer extends ProbedWeight implements SparseLayer {
       this.bias.assign(tf.tensor1d(s.bias));
       this.biasVelocity.assign(tf.tensor1d(s.biasVelocity));
     });
-    this.probe = null;
+    this.keepProbe(null);
   }
 
   /** values and column indices per nonzero, row offsets, bias */
@@ -408,11 +314,122 @@ export class CsrLayer extends ProbedWeight implements SparseLayer {
     this.disposed = true;
     for (const t of [this.values, this.velocity, this.bias, this.biasVelocity]) t.dispose();
     for (const a of [this.rowPtr, this.colIdx, this.rowIdx, this.vals]) K.release(a);
+    this.keepProbe(null);
+    this.releaseBuffers();
+  }
+
+  /** gives back the kernels' memory a format variant keeps beside the structure */
+  protected abstract releaseBuffers(): void;
+}
+
+/**
+ * The csr format of a linear layer. Forward y = x·Wᵀ + b and its gradients run on the sparse
+ * kernels, on activations held FEATURE-MAJOR (n x B) in the kernels' memory:
+ *   xT = transpose(x);  yT = spmm(W, xT);  y = transpose(yT)
+ *   dyT = transpose(dy); dxT = spmmT(W, dyT) (= Wᵀ·dyT); dValues[k] = Σ_b dyT[row_k, b] · xT[col_k, b] (sddmm)
+ * The bias is part of the same op: added to yT, its gradient the row sums of dyT (the masked format
+ * leaves both to tfjs, whose batch reduction costs more than the sparse kernels in a wide layer).
+ * A probe pass records the same h and delta as the masked format would, as a ProbeRecord built
+ * directly from xT and dyT (already feature-major: no extra transpose).
+ */
+export class CsrLayer extends CsrWeight {
+  /** the last forward input, feature-major (cols x B), grow-only (kernels' memory) */
+  private xBuf: Float32Array | null = null;
+  /** the probe record's hT and deltaT, grow-only (kernels' memory) */
+  private probeBuf: Float32Array | null = null;
+  private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
+  constructor(shape: LayerShape, init: LayerInit) {
+    super(shape, init);
+    if (shape.kind !== 'linear') throw new Error(`layer ${shape.name}: CsrLayer is the linear variant (conv layers: CsrConvLayer)`);
+    this.op = this.linearOp();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // forward / backward
+
+  apply(x: tf.Tensor): tf.Tensor {
+    if (x.rank !== 2 || x.shape[1] !== this.cols) throw new Error(`${this.name}: input of shape [${x.shape}], expected [B, ${this.cols}]`);
+    return this.op(x, this.values, this.bias);
+  }
+
+  /**
+   * y = x·Wᵀ + b as one custom op of (x, values, bias). The bias is added to yT and its gradient
+   * (the batch sums of dy) is taken from dyT here: tfjs's broadcasting add would reduce dy over the
+   * batch axis with a transpose of its own (on wasm, the largest cost of a wide layer's step).
+   * Nothing is saved on the tape: the op keeps its input transposed (xT) in this layer's buffer.
+   */
+  private linearOp(): (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
+    const f = (x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor) => {
+      const B = x.shape[0];
+      const { rows, cols } = this;
+      const xT = this.inputT(readFloats(x), B);
+      this.vals.set(readFloats(w));
+      const generation = ++this.generation;
+      const structure = this.structure;
+      const csr: K.Csr = { rows, cols, rowPtr: this.rowPtr, colIdx: this.colIdx, values: this.vals };
+      const rowIdx = this.rowIdx;
+      const yT = K.spmm(csr, xT, B, scratch('yT/dyT', rows * B));
+      addRows(yT, readFloats(bias), B);
+      const value = tensorOf(K.transpose(yT, rows, B, scratch('out', rows * B)), [B, rows]);
+      const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
+        if (this.structure !== structure) throw new Error(`${this.name}: the structure changed between a forward pass and its backward pass`);
+        let h = xT;
+        if (this.generation !== generation) {
+          // another forward pass of this layer came in between: redo this one's input
+          if (x.isDisposed) throw new Error(`${this.name}: the input of a forward pass was disposed before its backward pass`);
+          h = this.inputT(readFloats(x), B);
+          this.vals.set(readFloats(w));
+          this.generation++;
+        }
+        const dyT = K.transpose(readFloats(dy), B, rows, scratch('yT/dyT', rows * B));
+        if (this.probing) this.keepProbe(this.record(h, dyT, B));
+        const dbias = rowSums(dyT, rows, B);
+        const dxT = K.spmmT(csr, dyT, B, scratch('dxT', cols * B));
+        const dx = tensorOf(K.transpose(dxT, cols, B, scratch('out', cols * B)), [B, cols]);
+        const dv = tensorOf(K.sddmm(rowIdx, csr.colIdx, dyT, h, B, scratch('out', rowIdx.length)), [rowIdx.length]);
+        return [dx, dv, tf.tensor1d(dbias)];
+      };
+      return { value, gradFunc };
+    };
+    return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  }
+
+  /**
+   * A probe record of copies of hT and deltaT, held in this layer's grow-only probe buffers in the
+   * kernels' memory (reused by every probe pass: no fresh allocation, and the subset gradient
+   * reads them in place).
+   */
+  private record(hT: Float32Array, deltaT: Float32Array, B: number): ProbeRecord {
+    const hl = this.cols * B;
+    const dl = this.rows * B;
+    if (!this.probeBuf || this.probeBuf.length < hl + dl) {
+      this.keepProbe(null);
+      if (this.probeBuf) K.release(this.probeBuf);
+      this.probeBuf = K.allocFloat32(hl + dl);
+    }
+    const h = this.probeBuf.subarray(0, hl);
+    const d = this.probeBuf.subarray(hl, hl + dl);
+    h.set(hT);
+    d.set(deltaT);
+    return new ProbeRecord(h, d, this.rows, this.cols, B);
+  }
+
+  /** x (B x cols, batch-major) -> this layer's xT buffer (cols x B), a view of exactly cols*B */
+  private inputT(x: Float32Array, B: number): Float32Array {
+    const len = this.cols * B;
+    if (!this.xBuf || this.xBuf.length < len) {
+      if (this.xBuf) K.release(this.xBuf);
+      this.xBuf = K.allocFloat32(len);
+    }
+    return K.transpose(x, B, this.cols, this.xBuf.subarray(0, len));
+  }
+
+  protected releaseBuffers(): void {
     if (this.xBuf) K.release(this.xBuf);
     if (this.probeBuf) K.release(this.probeBuf);
     this.xBuf = null;
     this.probeBuf = null;
-    this.probe = null;
   }
 }
 
@@ -420,7 +437,7 @@ export class CsrLayer extends ProbedWeight implements SparseLayer {
  * The floats of a tensor, to be read at once: on the wasm backend a view of its heap (no copy;
  * valid until the next tfjs allocation), elsewhere dataSync().
  */
-function readFloats(t: tf.Tensor): Float32Array {
+export function readFloats(t: tf.Tensor): Float32Array {
   if (tf.getBackend() === 'wasm' && t.dtype === 'float32') {
     const b = tf.backend() as unknown as { typedArrayFromHeap?: (t: tf.Tensor) => Float32Array };
     try {
@@ -437,12 +454,12 @@ function readFloats(t: tf.Tensor): Float32Array {
  * values into its heap when the tensor is made, so the view is passed as is; other backends may
  * keep the array they are given (cpu does), so they get a copy.
  */
-function tensorOf(a: Float32Array, shape: number[]): tf.Tensor {
+export function tensorOf(a: Float32Array, shape: number[]): tf.Tensor {
   return tf.tensor(tf.getBackend() === 'wasm' ? a : copyOf(a), shape, 'float32');
 }
 
 /** yT[r, :] += bias[r] for a feature-major rows x B array */
-function addRows(yT: Float32Array, bias: Float32Array, B: number): void {
+export function addRows(yT: Float32Array, bias: Float32Array, B: number): void {
   const rows = bias.length;
   for (let r = 0; r < rows; r++) {
     const v = bias[r];
@@ -453,7 +470,7 @@ function addRows(yT: Float32Array, bias: Float32Array, B: number): void {
 }
 
 /** out[r] = Σ_b dT[r, b] for a feature-major rows x B array (the bias gradient) */
-function rowSums(dT: Float32Array, rows: number, B: number): Float32Array {
+export function rowSums(dT: Float32Array, rows: number, B: number): Float32Array {
   const out = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const o = r * B;
@@ -465,7 +482,7 @@ function rowSums(dT: Float32Array, rows: number, B: number): Float32Array {
 }
 
 /** A 1-D variable holding a copy of `a` (and no stray tensor). */
-function variable(a: Float32Array, trainable: boolean): tf.Variable {
+export function variable(a: Float32Array, trainable: boolean): tf.Variable {
   const t = tf.tensor1d(a);
   const v = tf.variable(t, trainable);
   t.dispose();
@@ -473,7 +490,7 @@ function variable(a: Float32Array, trainable: boolean): tf.Variable {
 }
 
 /** A plain (non-shared) copy: tfjs and ProbeRecord may keep what they are given. */
-function copyOf(a: Float32Array): Float32Array {
+export function copyOf(a: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
   out.set(a);
   return out;
@@ -485,7 +502,7 @@ function copyOf(a: Float32Array): Float32Array {
  * dx, dValues until they are made tensors). Views of exactly `len`.
  */
 const shared = new Map<string, Float32Array>();
-function scratch(name: string, len: number): Float32Array {
+export function scratch(name: string, len: number): Float32Array {
   let a = shared.get(name);
   if (!a || a.length < len) {
     if (a) K.release(a);

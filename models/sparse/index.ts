@@ -1,6 +1,7 @@
 import type { Rng } from '../../harness/rng.js';
 import { assignActiveCounts, randomConnections, sparseInitialValues, type SparsityDistribution } from './init.js';
 import { CsrLayer } from './csr.js';
+import { CsrConvLayer } from './csr-conv.js';
 import { MaskedLayer } from './masked.js';
 import type { LayerInit, LayerShape, SparseFormat, SparseLayer } from './types.js';
 
@@ -9,7 +10,7 @@ export type LayerFactory = (shape: LayerShape, init: LayerInit) => SparseLayer;
 /** The storage formats of the sparse-weight contract. */
 export const formats: Record<SparseFormat, LayerFactory> = {
   masked: (shape, init) => new MaskedLayer(shape, init),
-  csr: (shape, init) => new CsrLayer(shape, init),
+  csr: (shape, init) => (shape.kind === 'conv' ? new CsrConvLayer(shape, init) : new CsrLayer(shape, init)),
 };
 
 export interface SparseInitOptions {

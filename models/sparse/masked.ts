@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { ConvProbeRecord, convPlan } from './conv.js';
 import { binaryOp } from './op.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
@@ -85,9 +86,8 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
           const xs = saved[0] as tf.Tensor4D;
           const g = convGeometry(xs.shape, kh, kw, stride, padding);
           if (this.probing) {
-            // probe: image patches as rows (features ordered (ky, kx, channel)), delta as rows
-            const patches = tf.tensor2d(im2colRows(xs.dataSync() as Float32Array, g), [g.n * g.ho * g.wo, kh * kw * g.c]);
-            this.record(patches, tf.reshape(d, [-1, this.rows]) as tf.Tensor2D);
+            // the same record a csr conv layer makes from the same tensors
+            this.keepProbe(ConvProbeRecord.fromTensors(this.shape, convPlan(this.shape, xs.shape), xs.dataSync() as Float32Array, d.dataSync() as Float32Array));
           }
           const dx = convInputGrad(d, w as tf.Tensor4D, g);
           const dw = tf.mul(convFilterGrad(xs, d, g), this.maskTensor);
@@ -99,7 +99,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
 
   private record(h: tf.Tensor2D, delta: tf.Tensor2D): void {
     const P = h.shape[0];
-    this.probe = ProbeRecord.fromBatchMajor(h.dataSync() as Float32Array, delta.dataSync() as Float32Array, this.rows, this.cols, P);
+    this.keepProbe(ProbeRecord.fromBatchMajor(h.dataSync() as Float32Array, delta.dataSync() as Float32Array, this.rows, this.cols, P));
   }
 
   private buildMaskTensor(shape: number[]): tf.Tensor {
@@ -205,7 +205,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     });
     this.maskTensor.dispose();
     this.maskTensor = this.buildMaskTensor(this.weight.shape);
-    this.probe = null;
+    this.keepProbe(null);
   }
 
   paramBytes(): number {
@@ -213,6 +213,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
   }
 
   dispose(): void {
+    this.keepProbe(null);
     for (const t of [this.weight, this.velocity, this.bias, this.biasVelocity, this.maskTensor]) t.dispose();
   }
 }
@@ -274,30 +275,4 @@ export function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry):
   const dp = padOrCrop(d, g.kh - 1 - g.top, g.h + g.top - g.ho * s, g.kw - 1 - g.left, g.w + g.left - g.wo * s);
   const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   return tf.conv2d(dp, flipped, 1, 'valid');
-}
-
-/** im2col on the host: P = n*ho*wo rows of kh*kw*c features ordered (ky, kx, channel); zeros outside the image. */
-export function im2colRows(x: Float32Array, g: ConvGeometry): Float32Array {
-  const { n, h, w, c, kh, kw, stride, ho, wo, top, left } = g;
-  const K = kh * kw * c;
-  const out = new Float32Array(n * ho * wo * K);
-  let row = 0;
-  for (let b = 0; b < n; b++) {
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++, row++) {
-        const base = row * K;
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * stride + ky - top;
-          if (iy < 0 || iy >= h) continue;
-          for (let kx = 0; kx < kw; kx++) {
-            const ix = ox * stride + kx - left;
-            if (ix < 0 || ix >= w) continue;
-            const src = ((b * h + iy) * w + ix) * c;
-            out.set(x.subarray(src, src + c), base + (ky * kw + kx) * c);
-          }
-        }
-      }
-    }
-  }
-  return out;
 }

@@ -1,8 +1,19 @@
 import { allocFloat32, allocInt32, release, sddmm } from './kernels/index.js';
 import type { Connections, UnitSums } from './types.js';
 
+/** What a layer's probe pass leaves behind: the answers to every gradient question of an update. */
+export interface Probe {
+  /** probe rows: batch rows (linear) or patches (conv) */
+  readonly count: number;
+  subsetGradient(c: Connections): Float32Array;
+  denseGradient(): Float32Array;
+  unitSums(signs?: Float32Array): UnitSums;
+  /** gives back memory the record owns (called when the layer drops it) */
+  release?(): void;
+}
+
 /**
- * What one probe pass over the update batch leaves behind for a layer: its input h and output
+ * What one probe pass over the update batch leaves behind for a linear layer: its input h and output
  * gradient delta, stored feature-major (hT: cols x P, deltaT: rows x P) so that the gradient of a
  * connection (row, col) is one contiguous dot product. Format-independent, so masked and csr
  * layers derive identical numbers from identical probes.
@@ -12,7 +23,7 @@ import type { Connections, UnitSums } from './types.js';
  * denseGradient() at S on every backend: a GSE whose subset covers every inactive connection
  * decides exactly as RigL.
  */
-export class ProbeRecord {
+export class ProbeRecord implements Probe {
   constructor(
     readonly hT: Float32Array,
     readonly deltaT: Float32Array,
@@ -115,13 +126,19 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
 export abstract class ProbedWeight {
   abstract readonly name: string;
   protected probing = false;
-  protected probe: ProbeRecord | null = null;
+  private probe: Probe | null = null;
 
   setProbe(on: boolean): void { this.probing = on; }
-  clearProbe(): void { this.probe = null; }
+  clearProbe(): void { this.keepProbe(null); }
   hasProbe(): boolean { return this.probe !== null; }
 
-  protected recorded(): ProbeRecord {
+  /** replaces the recorded probe (the previous one gives back its memory) */
+  protected keepProbe(p: Probe | null): void {
+    if (this.probe && this.probe !== p) this.probe.release?.();
+    this.probe = p;
+  }
+
+  protected recorded(): Probe {
     if (!this.probe) throw new Error(`${this.name}: no probe pass recorded`);
     return this.probe;
   }

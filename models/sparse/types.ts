@@ -88,7 +88,8 @@ export interface LayerShape {
   cols: number;
   /** output positions per sample: 1 for linear, Ho * Wo for conv (FLOP counting) */
   positions: number;
-  conv?: { kh: number; kw: number; inChannels: number; stride: number; padding: 'same' | 'valid' };
+  /** inputSize: the spatial size [H, W] of the input the layer itself receives (after any padding the model applies) */
+  conv?: { kh: number; kw: number; inChannels: number; stride: number; padding: 'same' | 'valid'; inputSize: [number, number] };
 }
 
 /** Initial state of a layer: its sorted active connections, their weights, and the bias. */

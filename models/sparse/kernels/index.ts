@@ -37,6 +37,11 @@ interface KernelExports {
   spmmT(rowPtr: number, colIdx: number, vals: number, dy: number, dx: number, batch: number, rows: number, cols: number, b0: number, b1: number, panel: number, cursor: number): void;
   sddmm(row: number, col: number, a: number, b: number, out: number, batch: number, k0: number, k1: number, cols: number, shift: number, scratch: number): void;
   transpose(src: number, dst: number, rows: number, cols: number, c0: number, c1: number): void;
+  convGather(rowPtr: number, offs: number, vals: number, x: number, y: number, ystride: number, r0: number, r1: number, p0: number, p1: number): void;
+  convSddmm(aoff: number, boff: number, a: number, b: number, out: number, len: number, k0: number, k1: number): void;
+  pack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number): void;
+  unpack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number, bias: number): void;
+  sumRows(src: number, out: number, stride: number, len: number, r0: number, r1: number): void;
 }
 
 const PAGE = 65536;
@@ -45,7 +50,7 @@ const HEAP_BASE = PAGE;  // the first page is left to the module (it has no stat
 const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
-const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4;
+const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -153,6 +158,11 @@ for (;;) {
         case ${OP_SPMMT}: k.spmmT(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11]); break;
         case ${OP_SDDMM}: k.sddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_TRANSPOSE}: k.transpose(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
+        case ${OP_CONV_GATHER}: k.convGather(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
+        case ${OP_CONV_SDDMM}: k.convSddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7]); break;
+        case ${OP_PACK}: k.pack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
+        case ${OP_UNPACK}: k.unpack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13]); break;
+        case ${OP_SUM_ROWS}: k.sumRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -413,6 +423,11 @@ class Engine {
       case OP_SPMMT: k.spmmT(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
       case OP_SDDMM: k.sddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_TRANSPOSE: k.transpose(p[0], p[1], p[2], p[3], p[4], p[5]); break;
+      case OP_CONV_GATHER: k.convGather(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
+      case OP_CONV_SDDMM: k.convSddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); break;
+      case OP_PACK: k.pack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
+      case OP_UNPACK: k.unpack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]); break;
+      case OP_SUM_ROWS: k.sumRows(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -564,6 +579,125 @@ export function transpose(src: Float32Array, rows: number, cols: number, out?: F
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([ps, pd, rows, cols, cuts[t], cuts[t + 1]]);
   e.run(OP_TRANSPOSE, chunks, threads);
   return e.result(pd, out, len);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolutions over planes (see the kernels' source): images stored channel-major on a padded grid
+
+/**
+ * Where the pixels of a batch of NHWC images (n x h x w x c) go in planes: stride-s phases, an
+ * hg x wg grid per image (n·hg·wg positions per plane), the image shifted by (top, left) on it.
+ */
+export interface PlaneGeometry { n: number; h: number; w: number; c: number; s: number; top: number; left: number; hg: number; wg: number }
+
+export function planeCount(g: PlaneGeometry): number { return g.s * g.s * g.c; }
+export function planeLength(g: PlaneGeometry): number { return g.n * g.hg * g.wg; }
+
+function checkGeometry(g: PlaneGeometry, what: string): void {
+  for (const k of ['n', 'h', 'w', 'c', 's', 'top', 'left', 'hg', 'wg'] as const) checkInt(g[k], `${what}: ${k}`);
+  if (g.s < 1) throw new RangeError(`${what}: stride must be >= 1`);
+}
+
+/** Images cut into chunks for threads, by the amount of work (elements). */
+function imageSplit(n: number, work: number): { cuts: number[]; threads: number } {
+  const threads = E().fanout(work, PAR_MIN_ELEMS);
+  return { cuts: splitEven(0, n, threads > 1 ? Math.min(n, threads * 2) : 1, 1), threads };
+}
+
+/**
+ * NHWC src -> planes in dst: plane i at dst[base + i·pstride ...]; every position of the images'
+ * planes not holding a pixel is set to 0. dst must be resident (allocFloat32).
+ */
+export function packPlanes(src: Float32Array, g: PlaneGeometry, dst: Float32Array, base: number, pstride: number): void {
+  checkGeometry(g, 'packPlanes');
+  const len = g.n * g.h * g.w * g.c;
+  need(src, len, 'packPlanes: src');
+  need(dst, base + (planeCount(g) - 1) * pstride + planeLength(g), 'packPlanes: dst');
+  const e = E();
+  if (!e.resident(dst)) throw new Error('packPlanes: dst must be an array of the kernels\' memory');
+  const ps = e.input('packSrc', src, len);
+  const pd = dst.byteOffset + 4 * base;
+  const { cuts, threads } = imageSplit(g.n, len);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([ps, pd, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, cuts[t], cuts[t + 1]]);
+  e.run(OP_PACK, chunks, threads);
+}
+
+/** planes (as packPlanes wrote them, at src[base ...]) -> NHWC, plus bias per channel when given. */
+export function unpackPlanes(src: Float32Array, base: number, pstride: number, g: PlaneGeometry, bias?: Float32Array, out?: Float32Array): Float32Array {
+  checkGeometry(g, 'unpackPlanes');
+  const len = g.n * g.h * g.w * g.c;
+  const e = E();
+  if (!e.resident(src)) throw new Error('unpackPlanes: src must be an array of the kernels\' memory');
+  need(src, base + (planeCount(g) - 1) * pstride + planeLength(g), 'unpackPlanes: src');
+  if (bias) need(bias, g.c, 'unpackPlanes: bias');
+  const pb = bias ? e.input('unpackBias', bias, g.c) : 0;
+  const po = e.output('unpackOut', out, len, 'unpackPlanes');
+  const { cuts, threads } = imageSplit(g.n, len);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset + 4 * base, po, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, cuts[t], cuts[t + 1], pb]);
+  e.run(OP_UNPACK, chunks, threads);
+  return e.result(po, out, len);
+}
+
+/**
+ * y[r·ystride + p] = Σ_{k in row r} values[k] · x[offs[k] + p] for p < len (a sparse convolution
+ * over planes: offs is a nonzero's plane start plus its tap's shift). x and out must be resident;
+ * x must hold every x[offs[k] + p] read.
+ */
+export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32Array, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number): Float32Array {
+  checkInt(rows, 'convGather: rows'); checkInt(len, 'convGather: len'); checkInt(ystride, 'convGather: ystride');
+  need(rowPtr, rows + 1, 'convGather: rowPtr');
+  const nnz = rowPtr[rows];
+  need(offs, nnz, 'convGather: offs'); need(values, nnz, 'convGather: values');
+  need(out, (rows - 1) * ystride + len, 'convGather: out');
+  const e = E();
+  if (!e.resident(x) || !e.resident(out)) throw new Error('convGather: x and out must be arrays of the kernels\' memory');
+  const pr = e.input('rowPtr', rowPtr, rows + 1);
+  const po = e.input('colIdx', offs, nnz);
+  const pv = e.input('values', values, nnz);
+  const threads = e.fanout((nnz + rows) * len, PAR_MIN_MACS);
+  const cuts = threads > 1 ? splitEven(0, len, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(len / 1024)), 16) : [0, len];
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pr, po, pv, x.byteOffset, out.byteOffset, ystride, 0, rows, cuts[t], cuts[t + 1]]);
+  e.run(OP_CONV_GATHER, chunks, threads);
+  return out;
+}
+
+/**
+ * out[k] = Σ_{p < len} a[aoff[k] + p] · b[boff[k] + p] (a and b resident). The summation order of
+ * a pair depends only on len: equal pairs give equal bits whatever the list and the threads.
+ */
+export function convSddmm(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, out?: Float32Array): Float32Array {
+  checkInt(len, 'convSddmm: len');
+  const nnz = aoff.length;
+  need(boff, nnz, 'convSddmm: boff');
+  const e = E();
+  if (!e.resident(a) || !e.resident(b)) throw new Error('convSddmm: a and b must be arrays of the kernels\' memory');
+  const pa = e.input('row', aoff, nnz);
+  const pb = e.input('col', boff, nnz);
+  const po = e.output('pairs', out, nnz, 'convSddmm');
+  const threads = e.fanout(nnz * len, PAR_MIN_MACS);
+  const cuts = splitEven(0, nnz, threads > 1 ? Math.min(threads * CHUNKS_PER_THREAD, nnz) : 1, 1);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, a.byteOffset, b.byteOffset, po, len, cuts[t], cuts[t + 1]]);
+  e.run(OP_CONV_SDDMM, chunks, threads);
+  return e.result(po, out, nnz);
+}
+
+/** out[r] = Σ_{p < len} src[base + r·stride + p] for r < rows (src resident). */
+export function sumRows(src: Float32Array, base: number, rows: number, stride: number, len: number): Float32Array {
+  checkInt(rows, 'sumRows: rows');
+  const e = E();
+  if (!e.resident(src)) throw new Error('sumRows: src must be an array of the kernels\' memory');
+  if (rows > 0) need(src, base + (rows - 1) * stride + len, 'sumRows: src');
+  const po = e.output('sums', undefined, rows, 'sumRows');
+  const threads = e.fanout(rows * len, PAR_MIN_ELEMS * 8);
+  const cuts = splitEven(0, rows, threads > 1 ? Math.min(rows, threads * 2) : 1, 1);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset + 4 * base, po, stride, len, cuts[t], cuts[t + 1]]);
+  e.run(OP_SUM_ROWS, chunks, threads);
+  return e.result(po, undefined, rows);
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */

@@ -540,3 +540,197 @@ export function transpose(src: usize, dst: usize, rows: i32, cols: i32, c0: i32,
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Convolutions over "planes": a batch of NHWC images stored channel-major, one plane per channel
+// (and per stride phase), each plane the whole batch on a padded grid of Hg x Wg positions per
+// image, laid out n, y, x. A kernel tap (ky, kx) of a channel is then one fixed shift of its plane,
+// so a sparse convolution is the SpMM gather above with a float offset per nonzero instead of a
+// row of x: y[r][p] = Σ_k vals[k] · x[offs[k] + p], for every grid position p at once. Positions
+// of the grid outside the output (right/bottom margins) are computed and never read.
+
+const CONV_BLOCK: i32 = 1024;   // positions per block of a gather (a row's outputs stay in L1)
+const SDDMM_BLOCK: i32 = 2048;  // positions per block of an offset dot product
+
+/**
+ * For rows r in [r0, r1) and positions [p0, p1): y[r·ystride + p] = Σ_{k in row r} vals[k] · x[offs[k] + p]
+ * (offsets and strides in floats). Threads split the positions.
+ */
+export function convGather(rowPtr: usize, offs: usize, vals: usize, x: usize, y: usize, ystride: i32, r0: i32, r1: i32, p0: i32, p1: i32): void {
+  const ys = <usize>ystride << 2;
+  for (let b = p0; b < p1; b += CONV_BLOCK) {
+    const e = min(b + CONV_BLOCK, p1);
+    const nb = <usize>(e - b) << 2;
+    const xb = x + (<usize>b << 2);
+    const yb = y + (<usize>b << 2);
+    for (let r = <usize>r0; r < <usize>r1; r++) {
+      gatherRange(<usize>load<i32>(rowPtr + (r << 2)), <usize>load<i32>(rowPtr + (r << 2), 4), true, offs, vals, xb, 4, yb + r * ys, nb);
+    }
+  }
+}
+
+/** Writes (first) or adds a·b over nb bytes into out. */
+@inline function dotInto(pa: usize, pb: usize, nb: usize, out: usize, first: bool): void {
+  const s = dot(pa, pb, nb);
+  store<f32>(out, first ? s : load<f32>(out) + s);
+}
+
+/**
+ * out[k] = Σ_{p < len} a[aoff[k] + p] · b[boff[k] + p] for pairs k in [k0, k1) (offsets in floats),
+ * as partial dot products over blocks of SDDMM_BLOCK positions added in block order: the summation
+ * order of a pair depends on nothing but len, so results do not depend on how pairs are split.
+ * Consecutive pairs with the same aoff share their loads of a.
+ */
+export function convSddmm(aoff: usize, boff: usize, a: usize, b: usize, out: usize, len: i32, k0: i32, k1: i32): void {
+  for (let blk = 0; blk < len; blk += SDDMM_BLOCK) {
+    const nb = <usize>(min(blk + SDDMM_BLOCK, len) - blk) << 2;
+    const first = blk == 0;
+    const bo = <usize>blk << 2;
+    let k = <usize>k0;
+    while (k < <usize>k1) {
+      const ao = load<i32>(aoff + (k << 2));
+      const pa = a + (<usize>ao << 2) + bo;
+      const pb = b + (<usize>load<i32>(boff + (k << 2)) << 2) + bo;
+      if (k + 1 < <usize>k1 && load<i32>(aoff + (k << 2), 4) == ao) {
+        const pc = b + (<usize>load<i32>(boff + (k << 2), 4) << 2) + bo;
+        const o0 = out + (k << 2);
+        if (first) dot2(pa, pb, pc, nb, o0, o0 + 4);
+        else {
+          const s0 = load<f32>(o0), s1 = load<f32>(o0, 4);
+          dot2(pa, pb, pc, nb, o0, o0 + 4);
+          store<f32>(o0, s0 + load<f32>(o0));
+          store<f32>(o0, s1 + load<f32>(o0, 4), 4);
+        }
+        k += 2;
+        continue;
+      }
+      dotInto(pa, pb, nb, out + (k << 2), first);
+      k++;
+    }
+  }
+}
+
+/**
+ * NHWC images [n0, n1) of src (H x W x C) into planes of dst (plane stride pstride floats): pixel
+ * (n, y, x, c) with yy = y + top, xx = x + left goes to plane ((yy % s)·s + xx % s)·C + c at
+ * position n·Hg·Wg + (yy / s)·Wg + xx / s; pixels beyond the grid are dropped, and every other
+ * position of those images is set to 0 (padding, margins).
+ */
+export function pack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, n0: i32, n1: i32): void {
+  const plane = <usize>pstride << 2;
+  const img = Hg * Wg;
+  const planes = s * s * C;
+  for (let q = 0; q < planes; q++) memory.fill(dst + <usize>q * plane + (<usize>(n0 * img) << 2), 0, <usize>((n1 - n0) * img) << 2);
+  for (let n = n0; n < n1; n++) {
+    for (let y = 0; y < H; y++) {
+      const yy = y + top;
+      const gy = yy / s;
+      if (gy >= Hg) break;
+      const srow = src + (<usize>((n * H + y) * W * C) << 2);
+      if (s == 1) {
+        const drow = dst + (<usize>(n * img + gy * Wg + left) << 2);
+        const wmax = min(W, Wg - left);
+        let x = 0;
+        if ((C & 3) == 0) {
+          for (; x + 4 <= wmax; x += 4) {
+            for (let c = 0; c < C; c += 4) {
+              const p = srow + (<usize>(x * C + c) << 2);
+              const cs = <usize>C << 2;
+              const x0 = v128.load(p), x1 = v128.load(p + cs), x2 = v128.load(p + 2 * cs), x3 = v128.load(p + 3 * cs);
+              const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
+              const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+              const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+              const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+              const q = drow + <usize>c * plane + (<usize>x << 2);
+              v128.store(q, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+              v128.store(q + plane, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+              v128.store(q + 2 * plane, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+              v128.store(q + 3 * plane, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+            }
+          }
+        }
+        for (; x < wmax; x++) {
+          for (let c = 0; c < C; c++) store<f32>(drow + <usize>c * plane + (<usize>x << 2), load<f32>(srow + (<usize>(x * C + c) << 2)));
+        }
+        continue;
+      }
+      const py = yy % s;
+      for (let x = 0; x < W; x++) {
+        const xx = x + left;
+        const gx = xx / s;
+        if (gx >= Wg) break;
+        const base = dst + <usize>((py * s + xx % s) * C) * plane + (<usize>(n * img + gy * Wg + gx) << 2);
+        for (let c = 0; c < C; c++) store<f32>(base + <usize>c * plane, load<f32>(srow + (<usize>(x * C + c) << 2)));
+      }
+    }
+  }
+}
+
+/**
+ * The inverse of pack for images [n0, n1): dst NHWC (H x W x C) from the planes of src, plus
+ * bias[c] where bias != 0; pixels beyond the grid get 0 (bias).
+ */
+export function unpack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, n0: i32, n1: i32, bias: usize): void {
+  const plane = <usize>pstride << 2;
+  const img = Hg * Wg;
+  for (let n = n0; n < n1; n++) {
+    for (let y = 0; y < H; y++) {
+      const yy = y + top;
+      const gy = yy / s;
+      const drow = dst + (<usize>((n * H + y) * W * C) << 2);
+      if (s == 1 && gy < Hg && (C & 3) == 0) {
+        const srow = src + (<usize>(n * img + gy * Wg + left) << 2);
+        const wmax = min(W, Wg - left);
+        let x = 0;
+        for (; x + 4 <= wmax; x += 4) {
+          for (let c = 0; c < C; c += 4) {
+            const p = srow + <usize>c * plane + (<usize>x << 2);
+            const x0 = v128.load(p), x1 = v128.load(p + plane), x2 = v128.load(p + 2 * plane), x3 = v128.load(p + 3 * plane);
+            const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
+            const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+            const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+            const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+            const bv = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
+            const cs = <usize>C << 2;
+            const q = drow + (<usize>(x * C + c) << 2);
+            v128.store(q, f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), bv));
+            v128.store(q + cs, f32x4.add(v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), bv));
+            v128.store(q + 2 * cs, f32x4.add(v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), bv));
+            v128.store(q + 3 * cs, f32x4.add(v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), bv));
+          }
+        }
+        for (; x < W; x++) {
+          for (let c = 0; c < C; c++) {
+            const b = bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0;
+            store<f32>(drow + (<usize>(x * C + c) << 2), x < wmax ? load<f32>(srow + <usize>c * plane + (<usize>x << 2)) + b : b);
+          }
+        }
+        continue;
+      }
+      for (let x = 0; x < W; x++) {
+        const xx = x + left;
+        const gx = xx / s;
+        const inside = gy < Hg && gx < Wg;
+        const base = src + <usize>(((yy % s) * s + xx % s) * C) * plane + (<usize>(n * img + gy * Wg + gx) << 2);
+        for (let c = 0; c < C; c++) {
+          const b = bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0;
+          store<f32>(drow + (<usize>(x * C + c) << 2), inside ? load<f32>(base + <usize>c * plane) + b : b);
+        }
+      }
+    }
+  }
+}
+
+/** out[r] = Σ_{p < len} src[r·stride + p] for rows [r0, r1) (strides in floats). */
+export function sumRows(src: usize, out: usize, stride: i32, len: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const p = src + (<usize>(r * stride) << 2);
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+    let o: usize = 0;
+    const nb = <usize>len << 2;
+    for (; o + 32 <= nb; o += 32) { s0 = f32x4.add(s0, v128.load(p + o)); s1 = f32x4.add(s1, v128.load(p + o, 16)); }
+    let s = hsum(f32x4.add(s0, s1));
+    for (; o < nb; o += 4) s += load<f32>(p + o);
+    store<f32>(out + (<usize>r << 2), s);
+  }
+}
