@@ -122,9 +122,11 @@ const step = defineCommand({
       .example('$0 bench step --model mlp --dataset mnist --format masked,csr --width 4 --out step.csv', 'both formats, one fresh process each');
   },
   handler: async (a) => {
-    const list = (s: string) => s.split(',').map((x) => x.trim());
+    // a repeated flag arrives as an array: taken as one comma list
+    const one = (v: string | string[]) => [v].flat().join(',');
+    const list = (v: string | string[]) => one(v).split(',').map((x) => x.trim());
     await benchStep({
-      models: list(a.model), dataset: a.dataset, sparsity: a.sparsity, formats: list(a.format), method: a.method,
+      models: list(a.model), dataset: one(a.dataset), sparsity: a.sparsity, formats: list(a.format), method: one(a.method),
       batch: a.batch, steps: a.steps, seed: a.seed, modelOptions: modelOptionValues(a as Record<string, unknown>), sets: a.set,
       backend: a.backend, threads: a.threads, profile: a.profile, top: a.top, out: a.out, log,
     }, a.pointJson);
