@@ -2,13 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import { getMethod } from '../methods/index.js';
 import type { MethodState, ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
 import { getModel } from '../models/index.js';
-import type { Model } from '../models/model.js';
+import type { DataShape, Model } from '../models/model.js';
 import { buildSparseLayers, initialDensity } from '../models/sparse/index.js';
 import type { LayerState } from '../models/sparse/types.js';
 import { batchOrder, featureSize, gather, loadDataset, samplesPerClass, slicePerClass, type Dataset, type Split } from './data/index.js';
 import { median, peakRssMb, stepFlops } from './meters.js';
 import { Rng } from './rng.js';
-import { learningRate, sgdStep } from './sgd.js';
+import { learningRate, sgdStep, type SgdOptions } from './sgd.js';
 import type { RunSpec } from './spec.js';
 import { hookRecord, runInitialize, stepHooks, trainRounds, type RoundResult, type RoundsState } from './method-hooks.js';
 
@@ -85,7 +85,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: 
   return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), logp), 1))) as tf.Scalar;
 }
 
-function batchTensors(data: Dataset, b: { x: Float32Array; y: Int32Array }): { x: tf.Tensor2D; y: tf.Tensor1D } {
+function batchTensors(data: DataShape, b: { x: Float32Array; y: Int32Array }): { x: tf.Tensor2D; y: tf.Tensor1D } {
   const n = b.y.length;
   return { x: tf.tensor2d(b.x, [n, featureSize(data.inputShape)]), y: tf.tensor1d(b.y, 'int32') };
 }
@@ -126,6 +126,11 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
   const smokeSlice = (split: Split, n: number) => slicePerClass(split, data.classes, Math.ceil(n / data.classes), n);
   const train = spec.smoke ? smokeSlice(data.train, SMOKE.trainSamples) : data.train;
   const test = spec.smoke ? smokeSlice(data.test, SMOKE.testSamples) : data.test;
+  return { spec, data, model: buildModel(spec, data, rng), train, test };
+}
+
+/** The model of a run from its seed and the data's shape alone (prepareRun's; bench step builds it without data). */
+export function buildModel(spec: RunSpec, data: DataShape, rng = new Rng(spec.seed)): Model {
   const entry = getModel(spec.model.name);
   const method = getMethod(spec.method.name);
   const shapes = entry.layout(spec.model, data);
@@ -137,7 +142,7 @@ export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRu
     format: method.sparse ? spec.sparsity.format : 'masked',
     rng: rng.fork('init'),
   });
-  return { spec, data, model: entry.build(spec.model, data, layers), train, test };
+  return entry.build(spec.model, data, layers);
 }
 
 /** Arrays of one model tensor that no sparse layer owns (e.g. a batch-norm scale), by name. */
@@ -246,6 +251,23 @@ function restoreModel(model: Model, s: TrainState): void {
       if (t.velocity && p.velocity) t.velocity.assign(tf.tensor(p.velocity, t.velocity.shape, t.velocity.dtype));
     });
   }
+}
+
+/** One training step on a batch: forward, backward (tf.variableGrads) and the SGD update; returns [loss, correct count]. bench step times this. */
+export function trainStep(model: Model, trainable: tf.Variable[], data: DataShape, batch: { x: Float32Array; y: Int32Array }, sgd: SgdOptions): [number, number] {
+  return tf.tidy(() => {
+    const b = batchTensors(data, batch);
+    let hitsT: tf.Scalar | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.forward(b.x, true);
+      hitsT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), "float32"))) as tf.Scalar;
+      return crossEntropy(logits, b.y, data.classes);
+    }, trainable);
+    sgdStep(model.params(), grads, sgd);
+    const out: [number, number] = [value.dataSync()[0], hitsT!.dataSync()[0]];
+    hitsT!.dispose();
+    return out;
+  });
 }
 
 /** The training loop of a prepared run (trainRun's body; multi-round methods run it once per round). */
@@ -386,19 +408,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
       if (data.augment) data.augment(batch.x, idx.length, dataRng);
       lr = learningRate(step, stepsPerEpoch, t);
       hooks.before();
-      const [loss, hits] = tf.tidy(() => {
-        const b = batchTensors(data, batch);
-        let hitsT: tf.Scalar | null = null;
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(b.x, true);
-          hitsT = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), "float32"))) as tf.Scalar;
-          return crossEntropy(logits, b.y, data.classes);
-        }, trainable);
-        sgdStep(model.params(), grads, { lr, momentum: t.momentum, weightDecay: t.weightDecay });
-        const out = [value.dataSync()[0], hitsT!.dataSync()[0]];
-        hitsT!.dispose();
-        return out;
-      });
+      const [loss, hits] = trainStep(model, trainable, data, batch, { lr, momentum: t.momentum, weightDecay: t.weightDecay });
       const hooked = hooks.after({ step, totalSteps, stepsPerEpoch, schedule: schedule!, lr });
       if (hooked) trainFlops += hooked.flops;
       if (hooked?.update) {

@@ -2,6 +2,9 @@ import type { Argv } from 'yargs';
 import os from 'node:os';
 import { benchKernels, DEFAULT_SIZES, DEFAULT_SPARSITIES, type KernelFormat } from '../../bench/kernels.js';
 import { benchScaling } from '../../bench/scaling.js';
+import { benchStep } from '../../bench/step.js';
+import { models } from '../../models/index.js';
+import type { OptionSpec } from '../options.js';
 import { UserError } from '../errors.js';
 import { backendOption, defineCommand, log } from './common.js';
 
@@ -65,9 +68,74 @@ const scaling = defineCommand({
   },
 });
 
+/** Every model option (the first declaration of each key) as a flag; integer lists are comma-separated. */
+function modelFlags(): Record<string, { type: 'number' | 'string' | 'boolean'; describe: string; spec: OptionSpec }> {
+  const out: Record<string, { type: 'number' | 'string' | 'boolean'; describe: string; spec: OptionSpec }> = {};
+  for (const entry of Object.values(models)) {
+    for (const [key, spec] of Object.entries(entry.options)) {
+      const owners = Object.values(models).filter((m) => Object.prototype.hasOwnProperty.call(m.options, key)).map((m) => m.name);
+      out[key] ??= {
+        type: spec.type === 'integer' || spec.type === 'number' ? 'number' : spec.type === 'boolean' ? 'boolean' : 'string',
+        describe: `model option (${owners.join(', ')}): ${spec.help}${spec.type === 'integer[]' ? ', comma-separated' : ''}`,
+        spec,
+      };
+    }
+  }
+  return out;
+}
+
+function modelOptionValues(a: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, f] of Object.entries(modelFlags())) {
+    const v = a[key];
+    if (v === undefined) continue;
+    out[key] = f.spec.type === 'integer[]' ? String(v).split(',').map((x) => Number(x.trim())) : v;
+  }
+  return out;
+}
+
+const step = defineCommand({
+  command: 'step',
+  describe: 'one training step (forward, backward, SGD) of a model as a run builds it, on synthetic input of the dataset\'s shape: wall and CPU time, peak memory, --profile op by op',
+  builder: (y: Argv) => {
+    const flags = modelFlags();
+    let b = y
+      .option('model', { type: 'string', demandOption: true, describe: 'model, or a comma-separated list (one row each, fresh process per row)' })
+      .option('dataset', { type: 'string', demandOption: true, describe: 'dataset whose input shape and classes are used (nothing is loaded)' })
+      .option('method', { type: 'string', default: 'static', describe: 'method: its initial density and initialisation' })
+      .option('sparsity', { type: 'number', default: 0.9, describe: 'target sparsity' })
+      .option('format', { type: 'string', default: 'masked', describe: 'storage format (masked, csr), or a comma-separated list' })
+      .option('batch', { type: 'number', default: 128, describe: 'batch size' })
+      .option('steps', { type: 'number', default: 10, describe: 'timed steps after one warm-up step (median reported)' })
+      .option('seed', { type: 'number', default: 0, describe: 'run seed: model init and synthetic data' })
+      .option('threads', { type: 'number', default: Math.min(2, os.availableParallelism()), describe: 'threads of our sparse kernels' })
+      .option('profile', { type: 'boolean', default: false, describe: 'also profile as many steps again op by op (tf.profile); CSV beside --out (<out>-profile.csv)' })
+      .option('top', { type: 'number', default: 15, describe: 'profile rows printed' })
+      .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a config field: path=value (e.g. method.sampler=grabo)' })
+      .option('out', { type: 'string', describe: 'CSV file' })
+      .option('point-json', { type: 'string', hidden: true, describe: 'internal: measure one point and write it here as JSON' })
+      .options(backendOption);
+    for (const [key, f] of Object.entries(flags)) b = b.option(key, { type: f.type, describe: f.describe });
+    return b
+      .group(Object.keys(flags), 'Model options:')
+      .example('$0 bench step --model vgg16 --dataset cifar10 --sparsity 0.9 --format masked --steps 3 --profile', 'one VGG-16 step at batch 128, op by op')
+      .example('$0 bench step --model mlp --dataset mnist --format masked,csr --width 4 --out step.csv', 'both formats, one fresh process each');
+  },
+  handler: async (a) => {
+    // a repeated flag arrives as an array: taken as one comma list
+    const one = (v: string | string[]) => [v].flat().join(',');
+    const list = (v: string | string[]) => one(v).split(',').map((x) => x.trim());
+    await benchStep({
+      models: list(a.model), dataset: one(a.dataset), sparsity: a.sparsity, formats: list(a.format), method: one(a.method),
+      batch: a.batch, steps: a.steps, seed: a.seed, modelOptions: modelOptionValues(a as Record<string, unknown>), sets: a.set,
+      backend: a.backend, threads: a.threads, profile: a.profile, top: a.top, out: a.out, log,
+    }, a.pointJson);
+  },
+});
+
 export const benchCommand = defineCommand({
   command: 'bench',
-  describe: 'benchmarks: scaling (width) or kernels (sparse x dense multiply)',
-  builder: (y: Argv) => y.command(kernels).command(scaling).demandCommand(1).example('$0 bench scaling --out scaling.csv', ''),
+  describe: 'benchmarks: scaling (width), kernels (sparse x dense multiply) or step (one training step of a model)',
+  builder: (y: Argv) => y.command(kernels).command(scaling).command(step).demandCommand(1).example('$0 bench scaling --out scaling.csv', ''),
   handler: () => {},
 });
