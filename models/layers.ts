@@ -7,6 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../harness/rng.js';
 import type { Model } from './model.js';
+import { readFloats, scratch, tensorOf } from './sparse/csr.js';
+import * as K from './sparse/kernels/index.js';
 import type { Param, SparseLayer } from './sparse/types.js';
 
 /**
@@ -67,8 +69,10 @@ export function channelSums(x: tf.Tensor): tf.Tensor1D {
  * (momentum 0.1, running variance unbiased); evaluation uses the running statistics only.
  *
  * Training runs as one op with a hand-written gradient that can also add a residual and apply
- * ReLU (y = relu(bn(x) + residual)): autodiff of the composed ops would keep ~5 activation-sized
- * tensors per call alive until the backward pass ends, this keeps one (the wasm heap is 4 GB).
+ * ReLU (y = relu(bn(x) + residual)), on fused two-thread kernels (the statistics, the normalise +
+ * residual + ReLU pass, and the backward's sums and dx pass; ~20 single-threaded tfjs ops before):
+ * it keeps only x and y for the backward pass (autodiff of the composed ops kept ~5
+ * activation-sized tensors per call alive until the backward pass ends; the wasm heap is 4 GB).
  */
 export class BatchNorm {
   readonly gamma: Param;
@@ -87,6 +91,7 @@ export class BatchNorm {
   /** relu(bn(x) + residual), the residual and the ReLU optional */
   apply(x: tf.Tensor, training: boolean, o: { residual?: tf.Tensor; relu?: boolean } = {}): tf.Tensor {
     if (!training) {
+      // tfjs ops: evaluation-mode batch norm must stay differentiable (SynFlow scores through it)
       const scale = tf.mul(tf.rsqrt(tf.add(this.runningVar, this.eps)), this.gamma.value);
       const shift = tf.sub(this.beta.value, tf.mul(this.runningMean, scale));
       let y = tf.add(tf.mul(x, scale), shift);
@@ -105,34 +110,41 @@ export class BatchNorm {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const [x, gamma, beta] = args as tf.Tensor[];
       const res = residual ? (args[3] as tf.Tensor) : undefined;
-      const count = x.size / this.channels;
-      const mean = tf.div(channelSums(x), count);
-      const centred = tf.sub(x, mean);
-      const variance = tf.div(channelSums(tf.mul(centred, centred)), count);
-      const invstd = tf.rsqrt(tf.add(variance, this.eps));
-      let y = tf.add(tf.mul(centred, tf.mul(invstd, gamma)), beta);
-      if (res) y = tf.add(y, res);
-      if (relu) y = tf.relu(y);
-      const m = this.momentum;
-      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * count) / Math.max(1, count - 1))));
-      save([x, gamma, mean, invstd, y]);
+      const C = this.channels;
+      const M = x.size / C;
+      const { mean, variance, resident } = K.channelMoments(readFloats(x), M, C);
+      const g = readFloats(gamma).slice();
+      const b = readFloats(beta);
+      const invstd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + this.eps));
+      const scale = Float32Array.from(g, (v, c) => v * invstd[c]);
+      const shift = Float32Array.from(b, (v, c) => v - mean[c] * scale[c]);
+      const y = tensorOf(K.batchNormApply(resident, M, C, scale, shift, relu, res ? readFloats(res) : undefined, scratch('out', x.size)), x.shape);
+      this.moveRunning(mean, variance, M);
+      save([x, y]);
       return {
         value: y,
-        // with a = gamma * invstd and xc = x - mean:
-        // dx = a * (g - sum(g)/M) - xc * a * invstd^2 * sum(g * xc)/M, g = dy masked by the ReLU
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-          const [sx, sg, smean, sinv, sy] = saved;
-          const g = relu ? tf.mul(dy, tf.step(sy)) : dy;
-          const xc = tf.sub(sx, smean);
-          const dbeta = channelSums(g);
-          const dgamma = tf.mul(channelSums(tf.mul(g, xc)), sinv);
-          const a = tf.mul(sg, sinv);
-          const k1 = tf.neg(tf.div(tf.mul(tf.mul(a, sinv), dgamma), count));
-          const dx = tf.add(tf.add(tf.mul(g, a), tf.mul(xc, k1)), tf.neg(tf.div(tf.mul(a, dbeta), count)));
-          return residual ? [dx, dgamma, dbeta, g] : [dx, dgamma, dbeta];
-        }),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sy] = saved;
+          const r = K.batchNormBackward(readFloats(dy), readFloats(sy), readFloats(sx), M, C, mean, invstd, g, relu, residual);
+          const dx = tensorOf(r.dx, sx.shape);
+          const grads = [dx, tf.tensor1d(r.dgamma), tf.tensor1d(r.dbeta)];
+          return r.dres ? [...grads, tensorOf(r.dres, sx.shape)] : grads;
+        },
       };
+    });
+  }
+
+  /** running mean and unbiased running variance, PyTorch's momentum rule */
+  private moveRunning(mean: Float32Array, variance: Float32Array, count: number): void {
+    const m = this.momentum;
+    const rm = this.runningMean.dataSync();
+    const rv = this.runningVar.dataSync();
+    const unbias = count / Math.max(1, count - 1);
+    const nm = Float32Array.from(rm, (v, c) => v * (1 - m) + mean[c] * m);
+    const nv = Float32Array.from(rv, (v, c) => v * (1 - m) + variance[c] * unbias * m);
+    tf.tidy(() => {
+      this.runningMean.assign(tf.tensor1d(nm));
+      this.runningVar.assign(tf.tensor1d(nv));
     });
   }
 
@@ -333,4 +345,31 @@ export function sincosPositionEmbedding(h: number, w: number, dim: number, tempe
     }
   }
   return pe;
+}
+
+/**
+ * 2x2 max pool with stride 2 (NHWC; 'same' clips the windows at odd edges, 'valid' drops them):
+ * tfjs's forward, and a gradient on our kernel (wasm's MaxPoolGrad took a quarter of a VGG-16
+ * step): each output's gradient goes to the first maximum of its window, as tfjs's does.
+ */
+export const maxPool2: (x: tf.Tensor4D, padding: 'same' | 'valid') => tf.Tensor4D = (x, padding) => maxPoolOps[padding](x) as tf.Tensor4D;
+
+const maxPoolOps = {
+  same: maxPoolOp('same'),
+  valid: maxPoolOp('valid'),
+};
+
+function maxPoolOp(padding: 'same' | 'valid'): CustomOp {
+  return customOp((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([x]);
+    const y = tf.maxPool(x, 2, 2, padding);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [n, h, w, c] = saved[0].shape;
+        const [, ho, wo] = dy.shape;
+        return [tensorOf(K.maxPool2Grad(readFloats(saved[0]), readFloats(dy), n, h, w, c, ho, wo), saved[0].shape)];
+      },
+    };
+  });
 }

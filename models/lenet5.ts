@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
+import { maxPool2 } from './layers.js';
 import { layerParams, type ModelEntry } from './model.js';
 
 /** LeNet-5: conv 5x5 (6) - pool - conv 5x5 (16) - pool - fc 120 - fc 84 - fc classes, ReLU. */
@@ -9,7 +10,7 @@ export const lenet5: ModelEntry = {
   options: {
     width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
   },
-  kernels: ['Conv2D', 'Conv2DBackpropInput', 'MaxPool', 'MaxPoolGrad'],
+  kernels: ['Conv2D', 'Conv2DBackpropInput', 'MaxPool'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model lenet5 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);
     const [h, w, c] = data.inputShape;
@@ -33,8 +34,8 @@ export const lenet5: ModelEntry = {
       forward: (x) => {
         const [H, W, C] = data.inputShape;
         let h = tf.reshape(x, [x.shape[0], H, W, C]) as tf.Tensor4D;
-        h = tf.maxPool(tf.relu(conv1.apply(h)) as tf.Tensor4D, 2, 2, 'valid');
-        h = tf.maxPool(tf.relu(conv2.apply(h)) as tf.Tensor4D, 2, 2, 'valid');
+        h = maxPool2(tf.relu(conv1.apply(h)) as tf.Tensor4D, 'valid');
+        h = maxPool2(tf.relu(conv2.apply(h)) as tf.Tensor4D, 'valid');
         let f: tf.Tensor = tf.reshape(h, [h.shape[0], -1]);
         f = tf.relu(fc1.apply(f));
         f = tf.relu(fc2.apply(f));

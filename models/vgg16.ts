@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
-import { BatchNorm, Dropout, scaled, seedFromLayers, trainableParams, type ModelWithBuffers } from './layers.js';
+import { BatchNorm, Dropout, maxPool2, scaled, seedFromLayers, trainableParams, type ModelWithBuffers } from './layers.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape } from './sparse/types.js';
 
@@ -25,7 +25,7 @@ export const vgg16: ModelEntry = {
     width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
     dropout: { type: 'number', default: 0.5, minimum: 0, exclusiveMaximum: 1, help: 'dropout rate in the classifier (PyTorch nn.Dropout default 0.5)' },
   },
-  kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step', 'MaxPool', 'MaxPoolGrad'],
+  kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step', 'MaxPool'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model vgg16 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);
     let [h, w, c] = data.inputShape;
@@ -60,7 +60,7 @@ export const vgg16: ModelEntry = {
         let h = tf.reshape(x, [x.shape[0], H, W, C]) as tf.Tensor4D;
         let k = 0;
         for (const v of CFG_D) {
-          if (v === 'M') { h = tf.maxPool(h, 2, 2, 'same'); continue; }
+          if (v === 'M') { h = maxPool2(h, 'same'); continue; }
           h = bns[k].apply(convs[k].apply(h), training, { relu: true }) as tf.Tensor4D;
           k++;
         }

@@ -25,7 +25,7 @@ import { decodeCheckpoint, encodeCheckpoint } from '../harness/checkpoint.js';
 import { RunInterrupted, crossEntropy, trainRun, type EpochMetrics, type TrainState } from '../harness/train.js';
 import { specOf } from './helpers.js';
 import { getModel } from '../models/index.js';
-import { BatchNorm, LayerNorm, gelu, multiHeadAttention } from '../models/layers.js';
+import { BatchNorm, LayerNorm, gelu, maxPool2, multiHeadAttention } from '../models/layers.js';
 import type { DataShape, Model } from '../models/model.js';
 import { buildSparseLayers } from '../models/sparse/index.js';
 import type { LayerShape } from '../models/sparse/types.js';
@@ -232,6 +232,55 @@ test('batch norm: train and eval modes differ, running statistics move only in t
   assert.deepEqual(bn.runningMean.dataSync(), rm1);
   bn.dispose();
   tf.dispose([x, yEval, yTrain, mean, variance, expectTrain]);
+});
+
+test('batch norm kernels: odd channel counts, no ReLU or residual, eval mode; 2x2 max pool gradient equals tfjs\'s', async () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await selectBackend(backend);
+    tf.tidy(() => {
+      for (const C of [3, 8]) {
+        const bn = new BatchNorm('bn', C);
+        const x = tf.randomNormal([5, 3, 7, C], -1, 3, 'float32', 8);
+        const w = tf.randomNormal([5, 3, 7, C], 0, 1, 'float32', 9);
+        bn.gamma.value.assign(tf.randomNormal([C], 1, 0.5, 'float32', 10));
+        const reference = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { mean, variance } = tf.moments(a, [0, 1, 2]);
+          return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+        };
+        const gm = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(bn.apply(a, true), w)))([x, bn.gamma.value, bn.beta.value]);
+        const gr = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(reference(a, g, b), w)))([x, bn.gamma.value, bn.beta.value]);
+        ['x', 'gamma', 'beta'].forEach((n, i) => assertClose(gm[i], gr[i], 1e-4, `${backend} C=${C} batch norm d${n}`));
+        // eval: the running statistics after one training call (momentum 0.1 from mean 0, var 1)
+        const { mean, variance } = tf.moments(x, [0, 1, 2]);
+        const n = x.size / C;
+        const rm = tf.mul(mean, 0.1), rv = tf.add(0.9, tf.mul(variance, (0.1 * n) / (n - 1)));
+        const evalRef = tf.relu(tf.add(tf.mul(tf.div(tf.sub(x, rm), tf.sqrt(tf.add(rv, 1e-5))), bn.gamma.value), bn.beta.value));
+        assertClose(bn.apply(x, false, { relu: true }), evalRef, 1e-5, `${backend} C=${C} batch norm eval`);
+        bn.dispose();
+      }
+    });
+  }
+  // max pool: against tfjs's gradient on the cpu backend (wasm's MaxPoolGrad, which VGG-16 used
+  // before, misplaces the gradient of windows whose values are all negative: 7 of 288 here)
+  for (const [h, w, padding, ties] of [[6, 8, 'same', false], [5, 7, 'same', false], [5, 7, 'valid', false], [6, 8, 'same', true]] as const) {
+    await selectBackend('cpu');
+    const [xs, us, ref] = tf.tidy(() => {
+      // ties (rounded values): the gradient goes to the first maximum of the window
+      const x = ties ? tf.round(tf.randomNormal([2, h, w, 3], 0, 2, 'float32', 11)) : tf.randomNormal([2, h, w, 3], 0, 2, 'float32', 11);
+      const up = tf.randomNormal(tf.maxPool(x as tf.Tensor4D, 2, 2, padding).shape, 0, 1, 'float32', 12);
+      const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, padding), up)))(x);
+      return [x.dataSync().slice(), up.dataSync().slice(), g.dataSync().slice()];
+    });
+    const ho = padding === 'same' ? Math.ceil(h / 2) : Math.floor(h / 2), wo = padding === 'same' ? Math.ceil(w / 2) : Math.floor(w / 2);
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await selectBackend(backend);
+      tf.tidy(() => {
+        const up = tf.tensor4d(us, [2, ho, wo, 3]);
+        const mine = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2(a as tf.Tensor4D, padding), up)))(tf.tensor4d(xs, [2, h, w, 3]));
+        assertClose(mine, tf.tensor(ref, mine.shape), 1e-6, `${backend} max pool ${h}x${w} ${padding}${ties ? ' with ties' : ''} gradient`);
+      });
+    }
+  }
 });
 
 test('batch norm, layer norm, GELU and attention: hand-written gradients equal autodiff of the plain ops', async () => {

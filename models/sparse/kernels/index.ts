@@ -42,6 +42,11 @@ interface KernelExports {
   pack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number): void;
   unpack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number, bias: number): void;
   sumRows(src: number, out: number, stride: number, len: number, r0: number, r1: number): void;
+  channelSums(x: number, mean: number, out: number, C: number, m0: number, m1: number, mode: number): void;
+  bnForward(x: number, res: number, y: number, scale: number, shift: number, C: number, relu: number, m0: number, m1: number): void;
+  bnBackwardSums(dy: number, y: number, x: number, mean: number, out: number, C: number, relu: number, m0: number, m1: number): void;
+  bnBackward(dy: number, y: number, x: number, mean: number, a: number, k1: number, k2: number, dx: number, dres: number, C: number, relu: number, m0: number, m1: number): void;
+  maxPool2Grad(x: number, dy: number, dx: number, H: number, W: number, C: number, Ho: number, Wo: number, n0: number, n1: number): void;
 }
 
 const PAGE = 65536;
@@ -50,7 +55,8 @@ const HEAP_BASE = PAGE;  // the first page is left to the module (it has no stat
 const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
-const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9;
+const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
+  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -163,6 +169,11 @@ for (;;) {
         case ${OP_PACK}: k.pack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
         case ${OP_UNPACK}: k.unpack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13]); break;
         case ${OP_SUM_ROWS}: k.sumRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
+        case ${OP_CHANNEL_SUMS}: k.channelSums(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6]); break;
+        case ${OP_BN_FORWARD}: k.bnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
+        case ${OP_BN_BACKWARD_SUMS}: k.bnBackwardSums(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
+        case ${OP_BN_BACKWARD}: k.bnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
+        case ${OP_MAXPOOL2_GRAD}: k.maxPool2Grad(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -428,6 +439,11 @@ class Engine {
       case OP_PACK: k.pack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
       case OP_UNPACK: k.unpack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]); break;
       case OP_SUM_ROWS: k.sumRows(p[0], p[1], p[2], p[3], p[4], p[5]); break;
+      case OP_CHANNEL_SUMS: k.channelSums(p[0], p[1], p[2], p[3], p[4], p[5], p[6]); break;
+      case OP_BN_FORWARD: k.bnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
+      case OP_BN_BACKWARD_SUMS: k.bnBackwardSums(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
+      case OP_BN_BACKWARD: k.bnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
+      case OP_MAXPOOL2_GRAD: k.maxPool2Grad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -698,6 +714,121 @@ export function sumRows(src: Float32Array, base: number, rows: number, stride: n
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset + 4 * base, po, stride, len, cuts[t], cuts[t + 1]]);
   e.run(OP_SUM_ROWS, chunks, threads);
   return e.result(po, undefined, rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm (channels last: M rows of C) and the 2x2 max pool's gradient
+
+// Row chunks of a channel reduction: a fixed count, so that the sums (added in chunk order, in
+// float64) do not depend on the number of threads.
+const SUM_CHUNKS = 8;
+
+function rowChunks(M: number, work: number, parts = 0): { cuts: number[]; threads: number } {
+  const threads = E().fanout(work, PAR_MIN_ELEMS);
+  const n = parts || (threads > 1 ? threads * 2 : 1);
+  return { cuts: splitEven(0, M, Math.max(1, Math.min(M, n)), 1), threads };
+}
+
+/** Per-channel partial sums over fixed row chunks, added in chunk order in float64. */
+function reduceChannels(op: number, M: number, C: number, width: number, args: (out: number, m0: number, m1: number) => number[]): Float64Array {
+  const e = E();
+  const { cuts, threads } = rowChunks(M, M * C, SUM_CHUNKS);
+  const parts = cuts.length - 1;
+  const po = e.scratchOff('channelSums', 4 * width * C * parts);
+  const chunks: number[][] = [];
+  for (let t = 0; t < parts; t++) chunks.push(args(po + 4 * width * C * t, cuts[t], cuts[t + 1]));
+  e.run(op, chunks, threads);
+  const partial = e.f32(po, width * C * parts);
+  const out = new Float64Array(width * C);
+  for (let t = 0; t < parts; t++) for (let i = 0; i < width * C; i++) out[i] += partial[t * width * C + i];
+  return out;
+}
+
+/**
+ * Channel means and biased variances of x (M x C, channels last): two passes (sum, then squared
+ * deviations). `resident` is x in the kernels' memory (itself, or a scratch copy valid until the
+ * next kernel call), for passing on to batchNormApply without a second copy.
+ */
+export function channelMoments(x: Float32Array, M: number, C: number): { mean: Float32Array; variance: Float32Array; resident: Float32Array } {
+  checkInt(M, 'channelMoments: M'); checkInt(C, 'channelMoments: C');
+  need(x, M * C, 'channelMoments: x');
+  const e = E();
+  const px = e.input('bnX', x, M * C);
+  const sums = reduceChannels(OP_CHANNEL_SUMS, M, C, 1, (out, m0, m1) => [px, 0, out, C, m0, m1, 0]);
+  const mean = Float32Array.from(sums, (s) => s / Math.max(1, M));
+  const pm = e.input('bnMean', mean, C);
+  const sq = reduceChannels(OP_CHANNEL_SUMS, M, C, 1, (out, m0, m1) => [px, pm, out, C, m0, m1, 1]);
+  return { mean, variance: Float32Array.from(sq, (s) => s / Math.max(1, M)), resident: e.f32(px, M * C) };
+}
+
+/** y = x·scale + shift (+ residual), then ReLU if asked; x (and residual) M x C. */
+export function batchNormApply(x: Float32Array, M: number, C: number, scale: Float32Array, shift: Float32Array, relu: boolean, residual?: Float32Array, out?: Float32Array): Float32Array {
+  checkInt(M, 'batchNormApply: M'); checkInt(C, 'batchNormApply: C');
+  need(x, M * C, 'batchNormApply: x'); need(scale, C, 'batchNormApply: scale'); need(shift, C, 'batchNormApply: shift');
+  if (residual) need(residual, M * C, 'batchNormApply: residual');
+  const e = E();
+  const px = e.input('bnX', x, M * C);
+  const pr = residual ? e.input('bnRes', residual, M * C) : 0;
+  const ps = e.input('bnScale', scale, C);
+  const pt = e.input('bnShift', shift, C);
+  const py = e.output('bnY', out, M * C, 'batchNormApply');
+  const { cuts, threads } = rowChunks(M, M * C);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([px, pr, py, ps, pt, C, relu ? 1 : 0, cuts[t], cuts[t + 1]]);
+  e.run(OP_BN_FORWARD, chunks, threads);
+  return e.result(py, out, M * C);
+}
+
+/**
+ * The batch-norm backward pass for y = relu?(bn(x) + residual): with g = dy masked by y > 0
+ * (relu), returns dbeta = Σ g, dgamma = Σ g·(x - mean)·invstd, dx, and dres = g (residual).
+ */
+export function batchNormBackward(
+  dy: Float32Array, y: Float32Array, x: Float32Array, M: number, C: number,
+  mean: Float32Array, invstd: Float32Array, gamma: Float32Array, relu: boolean, residual: boolean,
+): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array; dres?: Float32Array } {
+  checkInt(M, 'batchNormBackward: M'); checkInt(C, 'batchNormBackward: C');
+  for (const [a, n] of [[dy, 'dy'], [y, 'y'], [x, 'x']] as const) need(a, M * C, `batchNormBackward: ${n}`);
+  const e = E();
+  const pd = e.input('bnDy', dy, M * C);
+  const py = e.input('bnY2', y, M * C);
+  const px = e.input('bnX', x, M * C);
+  const pm = e.input('bnMean', mean, C);
+  const sums = reduceChannels(OP_BN_BACKWARD_SUMS, M, C, 2, (out, m0, m1) => [pd, py, px, pm, out, C, relu ? 1 : 0, m0, m1]);
+  const dbeta = new Float32Array(C), dgamma = new Float32Array(C);
+  const a = new Float32Array(C), k1 = new Float32Array(C), k2 = new Float32Array(C);
+  const count = Math.max(1, M);
+  for (let c = 0; c < C; c++) {
+    dbeta[c] = sums[c];
+    dgamma[c] = sums[C + c] * invstd[c];
+    a[c] = gamma[c] * invstd[c];
+    k1[c] = -(a[c] * invstd[c] * dgamma[c]) / count;
+    k2[c] = -(a[c] * dbeta[c]) / count;
+  }
+  const pa = e.input('bnA', a, C), p1 = e.input('bnK1', k1, C), p2 = e.input('bnK2', k2, C);
+  const pdx = e.scratchOff('bnDx', 4 * M * C);
+  const pres = residual ? e.scratchOff('bnDres', 4 * M * C) : 0;
+  const { cuts, threads } = rowChunks(M, M * C);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pd, py, px, pm, pa, p1, p2, pdx, pres, C, relu ? 1 : 0, cuts[t], cuts[t + 1]]);
+  e.run(OP_BN_BACKWARD, chunks, threads);
+  return { dx: e.f32(pdx, M * C), dgamma, dbeta, ...(residual ? { dres: e.f32(pres, M * C) } : {}) };
+}
+
+/** Gradient of a 2x2 stride-2 max pool of NHWC x (n x h x w x c) into output ho x wo: views of scratch. */
+export function maxPool2Grad(x: Float32Array, dy: Float32Array, n: number, h: number, w: number, c: number, ho: number, wo: number): Float32Array {
+  for (const [v, k] of [[n, 'n'], [h, 'h'], [w, 'w'], [c, 'c'], [ho, 'ho'], [wo, 'wo']] as const) checkInt(v, `maxPool2Grad: ${k}`);
+  if (ho > Math.ceil(h / 2) || wo > Math.ceil(w / 2)) throw new RangeError(`maxPool2Grad: ${ho}x${wo} output for a ${h}x${w} input`);
+  need(x, n * h * w * c, 'maxPool2Grad: x'); need(dy, n * ho * wo * c, 'maxPool2Grad: dy');
+  const e = E();
+  const px = e.input('poolX', x, n * h * w * c);
+  const pd = e.input('poolDy', dy, n * ho * wo * c);
+  const po = e.scratchOff('poolDx', 4 * n * h * w * c);
+  const { cuts, threads } = imageSplit(n, n * h * w * c);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([px, pd, po, h, w, c, ho, wo, cuts[t], cuts[t + 1]]);
+  e.run(OP_MAXPOOL2_GRAD, chunks, threads);
+  return e.f32(po, n * h * w * c);
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */

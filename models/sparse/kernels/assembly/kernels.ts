@@ -734,3 +734,142 @@ export function sumRows(src: usize, out: usize, stride: i32, len: i32, r0: i32, 
     store<f32>(out + (<usize>r << 2), s);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm over channels-last rows (M rows of C channels), fused with a residual add and ReLU,
+// and the 2x2 max pool's gradient: the dense parts of a CNN step that tfjs runs as chains of
+// single-threaded elementwise ops. Rows [m0, m1) per call, so threads split the rows.
+
+/** out[c] = Σ_{m in [m0, m1)} x[m, c] (mode 0), Σ (x[m, c] - mean[c])² (mode 1). */
+export function channelSums(x: usize, mean: usize, out: usize, C: i32, m0: i32, m1: i32, mode: i32): void {
+  const cb = <usize>C << 2;
+  memory.fill(out, 0, cb);
+  const vec = (C & 3) == 0;
+  for (let m = m0; m < m1; m++) {
+    const row = x + <usize>m * cb;
+    if (vec) {
+      for (let o: usize = 0; o < cb; o += 16) {
+        let v = v128.load(row + o);
+        if (mode == 1) { v = f32x4.sub(v, v128.load(mean + o)); v = f32x4.mul(v, v); }
+        v128.store(out + o, f32x4.add(v128.load(out + o), v));
+      }
+    } else {
+      for (let o: usize = 0; o < cb; o += 4) {
+        let v = load<f32>(row + o);
+        if (mode == 1) { v -= load<f32>(mean + o); v *= v; }
+        store<f32>(out + o, load<f32>(out + o) + v);
+      }
+    }
+  }
+}
+
+/** y = x·scale + shift (+ res) (then ReLU when relu != 0), per channel; res 0: none. */
+export function bnForward(x: usize, res: usize, y: usize, scale: usize, shift: usize, C: i32, relu: i32, m0: i32, m1: i32): void {
+  const cb = <usize>C << 2;
+  const zero = f32x4.splat(0);
+  const vec = (C & 3) == 0;
+  for (let m = m0; m < m1; m++) {
+    const off = <usize>m * cb;
+    if (vec) {
+      for (let o: usize = 0; o < cb; o += 16) {
+        let v = madd(v128.load(shift + o), v128.load(x + off + o), v128.load(scale + o));
+        if (res) v = f32x4.add(v, v128.load(res + off + o));
+        if (relu) v = f32x4.max(v, zero);
+        v128.store(y + off + o, v);
+      }
+    } else {
+      for (let o: usize = 0; o < cb; o += 4) {
+        let v = load<f32>(x + off + o) * load<f32>(scale + o) + load<f32>(shift + o);
+        if (res) v += load<f32>(res + off + o);
+        if (relu && v < 0) v = 0;
+        store<f32>(y + off + o, v);
+      }
+    }
+  }
+}
+
+/** g = dy masked by y > 0 (relu) or dy; out[c] = Σ g, out[C + c] = Σ g·(x - mean), rows [m0, m1). */
+export function bnBackwardSums(dy: usize, y: usize, x: usize, mean: usize, out: usize, C: i32, relu: i32, m0: i32, m1: i32): void {
+  const cb = <usize>C << 2;
+  memory.fill(out, 0, cb << 1);
+  const zero = f32x4.splat(0);
+  const vec = (C & 3) == 0;
+  for (let m = m0; m < m1; m++) {
+    const off = <usize>m * cb;
+    if (vec) {
+      for (let o: usize = 0; o < cb; o += 16) {
+        let g = v128.load(dy + off + o);
+        if (relu) g = v128.and(g, f32x4.gt(v128.load(y + off + o), zero));
+        v128.store(out + o, f32x4.add(v128.load(out + o), g));
+        v128.store(out + cb + o, madd(v128.load(out + cb + o), g, f32x4.sub(v128.load(x + off + o), v128.load(mean + o))));
+      }
+    } else {
+      for (let o: usize = 0; o < cb; o += 4) {
+        let g = load<f32>(dy + off + o);
+        if (relu && !(load<f32>(y + off + o) > 0)) g = 0;
+        store<f32>(out + o, load<f32>(out + o) + g);
+        store<f32>(out + cb + o, load<f32>(out + cb + o) + g * (load<f32>(x + off + o) - load<f32>(mean + o)));
+      }
+    }
+  }
+}
+
+/**
+ * dx = g·a + (x - mean)·k1 + k2 per channel, g as in bnBackwardSums; dres = g where dres != 0.
+ */
+export function bnBackward(dy: usize, y: usize, x: usize, mean: usize, a: usize, k1: usize, k2: usize, dx: usize, dres: usize, C: i32, relu: i32, m0: i32, m1: i32): void {
+  const cb = <usize>C << 2;
+  const zero = f32x4.splat(0);
+  const vec = (C & 3) == 0;
+  for (let m = m0; m < m1; m++) {
+    const off = <usize>m * cb;
+    if (vec) {
+      for (let o: usize = 0; o < cb; o += 16) {
+        let g = v128.load(dy + off + o);
+        if (relu) g = v128.and(g, f32x4.gt(v128.load(y + off + o), zero));
+        if (dres) v128.store(dres + off + o, g);
+        const xc = f32x4.sub(v128.load(x + off + o), v128.load(mean + o));
+        v128.store(dx + off + o, madd(madd(v128.load(k2 + o), xc, v128.load(k1 + o)), g, v128.load(a + o)));
+      }
+    } else {
+      for (let o: usize = 0; o < cb; o += 4) {
+        let g = load<f32>(dy + off + o);
+        if (relu && !(load<f32>(y + off + o) > 0)) g = 0;
+        if (dres) store<f32>(dres + off + o, g);
+        const xc = load<f32>(x + off + o) - load<f32>(mean + o);
+        store<f32>(dx + off + o, load<f32>(k2 + o) + xc * load<f32>(k1 + o) + g * load<f32>(a + o));
+      }
+    }
+  }
+}
+
+/**
+ * Gradient of a 2x2 stride-2 max pool of NHWC x (H x W x C, output Ho x Wo, windows clipped at the
+ * edges) for images [n0, n1): each output's gradient goes to the first maximum of its window
+ * (row-major, as tfjs's MaxPoolGrad); every other dx is 0.
+ */
+export function maxPool2Grad(x: usize, dy: usize, dx: usize, H: i32, W: i32, C: i32, Ho: i32, Wo: i32, n0: i32, n1: i32): void {
+  const cb = <usize>C << 2;
+  memory.fill(dx + <usize>(n0 * H * W) * cb, 0, <usize>((n1 - n0) * H * W) * cb);
+  for (let n = n0; n < n1; n++) {
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++) {
+        const g = dy + <usize>((n * Ho + oy) * Wo + ox) * cb;
+        const y0 = oy * 2, x0 = ox * 2;
+        const y1 = min(y0 + 2, H), x1 = min(x0 + 2, W);
+        for (let c: usize = 0; c < cb; c += 4) {
+          let best = <usize>((n * H + y0) * W + x0) * cb + c;
+          let bv = load<f32>(x + best);
+          for (let yy = y0; yy < y1; yy++) {
+            for (let xx = x0; xx < x1; xx++) {
+              const p = <usize>((n * H + yy) * W + xx) * cb + c;
+              const v = load<f32>(x + p);
+              if (v > bv) { bv = v; best = p; }
+            }
+          }
+          store<f32>(dx + best, load<f32>(dx + best) + load<f32>(g + c));
+        }
+      }
+    }
+  }
+}
