@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../harness/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, batchMatMul, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -258,4 +258,29 @@ test('worker threads do not keep the process alive', () => {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60000 });
   assert.equal(r.status, 0, `child failed or hung: ${r.stderr}`);
   assert.match(r.stdout, /ok/);
+});
+
+test('batchMatMul: every transpose combination against float64, SIMD blocks and scalar tails, one and two threads', () => {
+  const rng = new Rng(31);
+  for (const threads of [1, 2]) {
+    setThreads(threads);
+    for (const [batch, M, Kd, N] of [[3, 5, 7, 40], [70, 64, 64, 64], [2, 1, 3, 16], [4, 9, 33, 17]]) {
+      for (const transA of [false, true]) for (const transB of [false, true]) {
+        const a = Float32Array.from({ length: batch * M * Kd }, () => rng.uniform(-1, 1));
+        const b = Float32Array.from({ length: batch * Kd * N }, () => rng.uniform(-1, 1));
+        const got = batchMatMul(a, b, batch, M, Kd, N, transA, transB).slice();
+        for (let i = 0; i < batch; i++) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let s = 0;
+          for (let k = 0; k < Kd; k++) {
+            const av = transA ? a[i * M * Kd + k * M + m] : a[i * M * Kd + m * Kd + k];
+            const bv = transB ? b[i * Kd * N + n * Kd + k] : b[i * Kd * N + k * N + n];
+            s += av * bv;
+          }
+          const g = got[(i * M + m) * N + n];
+          if (!(Math.abs(g - s) <= 1e-5 * (1 + Math.abs(s)) * Kd)) assert.fail(`${threads} threads [${batch},${M},${Kd},${N}] transA ${transA} transB ${transB}: C[${i},${m},${n}] ${g} vs ${s}`);
+        }
+      }
+    }
+  }
+  setThreads(2);
 });

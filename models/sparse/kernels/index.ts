@@ -47,6 +47,7 @@ interface KernelExports {
   bnBackwardSums(dy: number, y: number, x: number, mean: number, out: number, C: number, relu: number, m0: number, m1: number): void;
   bnBackward(dy: number, y: number, x: number, mean: number, a: number, k1: number, k2: number, dx: number, dres: number, C: number, relu: number, m0: number, m1: number): void;
   maxPool2Grad(x: number, dy: number, dx: number, H: number, W: number, C: number, Ho: number, Wo: number, n0: number, n1: number): void;
+  bmm(a: number, b: number, c: number, M: number, K: number, N: number, transA: number, transB: number, i0: number, i1: number, scratch: number): void;
 }
 
 const PAGE = 65536;
@@ -56,7 +57,7 @@ const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
-  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14;
+  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -174,6 +175,7 @@ for (;;) {
         case ${OP_BN_BACKWARD_SUMS}: k.bnBackwardSums(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
         case ${OP_BN_BACKWARD}: k.bnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
         case ${OP_MAXPOOL2_GRAD}: k.maxPool2Grad(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
+        case ${OP_BMM}: k.bmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -444,6 +446,7 @@ class Engine {
       case OP_BN_BACKWARD_SUMS: k.bnBackwardSums(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
       case OP_BN_BACKWARD: k.bnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
       case OP_MAXPOOL2_GRAD: k.maxPool2Grad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
+      case OP_BMM: k.bmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -829,6 +832,27 @@ export function maxPool2Grad(x: Float32Array, dy: Float32Array, n: number, h: nu
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([px, pd, po, h, w, c, ho, wo, cuts[t], cuts[t + 1]]);
   e.run(OP_MAXPOOL2_GRAD, chunks, threads);
   return e.f32(po, n * h * w * c);
+}
+
+/**
+ * C[i] = op(A[i]) · op(B[i]) for i < batch, row-major; op(A) M x K (A stored K x M when transA),
+ * op(B) K x N (B stored N x K when transB). The result (batch x M x N) is a view of scratch,
+ * valid until the next kernel call.
+ */
+export function batchMatMul(a: Float32Array, b: Float32Array, batch: number, M: number, K: number, N: number, transA: boolean, transB: boolean): Float32Array {
+  for (const [v, k] of [[batch, 'batch'], [M, 'M'], [K, 'K'], [N, 'N']] as const) checkInt(v, `batchMatMul: ${k}`);
+  need(a, batch * M * K, 'batchMatMul: a'); need(b, batch * K * N, 'batchMatMul: b');
+  const e = E();
+  const pa = e.input('bmmA', a, batch * M * K);
+  const pb = e.input('bmmB', b, batch * K * N);
+  const pc = e.scratchOff('bmmC', 4 * batch * M * N);
+  const threads = e.fanout(batch * M * K * N, PAR_MIN_MACS);
+  const cuts = splitEven(0, batch, threads > 1 ? Math.min(batch, threads * CHUNKS_PER_THREAD) : 1, 1);
+  const ps = transB ? e.scratchOff('bmmT', 4 * (cuts.length - 1) * (K * N + 16)) : 0;
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, pc, M, K, N, transA ? 1 : 0, transB ? 1 : 0, cuts[t], cuts[t + 1], ps + 4 * t * (K * N + 16)]);
+  e.run(OP_BMM, chunks, threads);
+  return e.f32(pc, batch * M * N);
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */
