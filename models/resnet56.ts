@@ -65,11 +65,11 @@ function optionA(inC: number, planes: number, stride: number): { apply: (x: tf.T
   const sel = new Float32Array(inC * planes);
   for (let c = 0; c < inC; c++) sel[c * planes + c + lo] = 1;
   const kernel = tf.keep(tf.tensor4d(sel, [1, 1, inC, planes]));
-  const op = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
-    save([x]);
+  const op = tf.customGrad(((x: tf.Tensor4D) => {
+    const shape = x.shape; // the gradient needs only the input's shape
     return {
       value: tf.conv2d(x, kernel, stride, 'valid'),
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => tf.tidy(() => convInputGrad(dy, kernel, convGeometry(saved[0].shape, 1, 1, stride, 'valid'))),
+      gradFunc: (dy: tf.Tensor4D) => tf.tidy(() => convInputGrad(dy, kernel, convGeometry(shape, 1, 1, stride, 'valid'))),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
   return { apply: op, kernel };
