@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../harness/rng.js';
 import type { Model } from './model.js';
-import { readFloats, scratch, tensorOf } from './sparse/csr.js';
+import { fit } from './sparse/conv.js';
+import { readFloats, tensorOf } from './sparse/csr.js';
 import * as K from './sparse/kernels/index.js';
 import type { Param, SparseLayer } from './sparse/types.js';
 
@@ -80,6 +81,10 @@ export class BatchNorm {
   readonly runningMean: tf.Variable;
   readonly runningVar: tf.Variable;
   private readonly ops = new Map<string, CustomOp>();
+  /** the last training pass's input and output (kernels' memory), for its backward pass */
+  private xBuf: Float32Array | null = null;
+  private yBuf: Float32Array | null = null;
+  private generation = 0;
 
   constructor(readonly name: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
     this.gamma = makeParam(`${name}/gamma`, tf.ones([channels]));
@@ -107,28 +112,33 @@ export class BatchNorm {
 
   private trainingOp(relu: boolean, residual: boolean): CustomOp {
     return customOp((...args: any[]) => {
-      const save = args[args.length - 1] as tf.GradSaveFunc;
       const [x, gamma, beta] = args as tf.Tensor[];
       const res = residual ? (args[3] as tf.Tensor) : undefined;
       const C = this.channels;
       const M = x.size / C;
-      const { mean, variance, resident } = K.channelMoments(readFloats(x), M, C);
+      // x and y stay in this layer's buffers for the backward pass (tfjs's save() would copy both)
+      const xs = (this.xBuf = fit(this.xBuf, x.size)).subarray(0, x.size);
+      const ys = (this.yBuf = fit(this.yBuf, x.size)).subarray(0, x.size);
+      xs.set(readFloats(x));
+      const { mean, variance } = K.channelMoments(xs, M, C);
       const g = readFloats(gamma).slice();
       const b = readFloats(beta);
       const invstd = Float32Array.from(variance, (v) => 1 / Math.sqrt(v + this.eps));
       const scale = Float32Array.from(g, (v, c) => v * invstd[c]);
       const shift = Float32Array.from(b, (v, c) => v - mean[c] * scale[c]);
-      const y = tensorOf(K.batchNormApply(resident, M, C, scale, shift, relu, res ? readFloats(res) : undefined, scratch('out', x.size)), x.shape);
+      K.batchNormApply(xs, M, C, scale, shift, relu, res ? readFloats(res) : undefined, ys);
+      const generation = ++this.generation;
       this.moveRunning(mean, variance, M);
-      save([x, y]);
       return {
-        value: y,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sx, sy] = saved;
-          const r = K.batchNormBackward(readFloats(dy), readFloats(sy), readFloats(sx), M, C, mean, invstd, g, relu, residual);
-          const dx = tensorOf(r.dx, sx.shape);
+        value: tensorOf(ys, x.shape),
+        gradFunc: (dy: tf.Tensor) => {
+          if (this.generation !== generation || this.xBuf!.length < x.size) {
+            throw new Error(`${this.name}: another training pass of this batch norm came between a forward pass and its backward pass`);
+          }
+          const r = K.batchNormBackward(readFloats(dy), this.yBuf!.subarray(0, x.size), this.xBuf!.subarray(0, x.size), M, C, mean, invstd, g, relu, residual);
+          const dx = tensorOf(r.dx, x.shape);
           const grads = [dx, tf.tensor1d(r.dgamma), tf.tensor1d(r.dbeta)];
-          return r.dres ? [...grads, tensorOf(r.dres, sx.shape)] : grads;
+          return r.dres ? [...grads, tensorOf(r.dres, x.shape)] : grads;
         },
       };
     });
@@ -158,6 +168,8 @@ export class BatchNorm {
     disposeParams(this.params());
     this.runningMean.dispose();
     this.runningVar.dispose();
+    for (const b of [this.xBuf, this.yBuf]) if (b) K.release(b);
+    this.xBuf = this.yBuf = null;
   }
 }
 
