@@ -1,6 +1,7 @@
 /**
- * Width-scaling benchmark: an MLP 784 -> n -> n -> 10 with a fixed number of active connections
- * as n grows, one fresh process per (method, width) point so that peak memory is the point's own.
+ * Width-scaling benchmark: an MLP 784 -> n -> n -> 10 (or a paper model with width multipliers, on
+ * CIFAR-shaped synthetic input) with a fixed number of active connections as the width grows, one
+ * fresh process per (method, width) point so that peak memory is the point's own.
  * Each point is a real run through the CLI (same code path as training): `steps` training steps
  * with a prune-grow update every `delta` steps; step_ms and update_ms are medians.
  */
@@ -12,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'csv-stringify/sync';
 
 export interface ScalingOptions {
+  /** mlp: widths are hidden widths n; any other model: widths are its width multipliers, on CIFAR-shaped synthetic input */
+  model: string;
   methods: string[];
   widths: number[];
   format: 'masked' | 'csr';
@@ -33,7 +36,7 @@ export interface ScalingRow {
   format: string;
   width: number;
   active_params: number | null;
-  total_params: number;
+  total_params: number | null;
   step_ms: number | null;
   update_ms: number | null;
   peak_rss_mb: number | null;
@@ -50,16 +53,19 @@ function totalParams(n: number): number {
 }
 
 function point(o: ScalingOptions, method: string, width: number): ScalingRow {
-  const base: ScalingRow = { method, format: o.format, width, active_params: null, total_params: totalParams(width), step_ms: null, update_ms: null, peak_rss_mb: null, status: '' };
+  const mlp = o.model === 'mlp';
+  const base: ScalingRow = { method, format: o.format, width, active_params: null, total_params: mlp ? totalParams(width) : null, step_ms: null, update_ms: null, peak_rss_mb: null, status: '' };
   const denseGiB = (width * width * 4) / 2 ** 30;
   const format = method === 'dense' ? 'masked' : o.format;
-  if (denseMemory.has(method) && denseGiB > o.maxDenseGiB) return { ...base, format, status: `skipped: ${denseGiB.toFixed(1)} GiB dense > ${o.maxDenseGiB}` };
+  if (mlp && denseMemory.has(method) && denseGiB > o.maxDenseGiB) return { ...base, format, status: `skipped: ${denseGiB.toFixed(1)} GiB dense > ${o.maxDenseGiB}` };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sparsebench-scaling-'));
   try {
     const config = {
       name: 'scaling',
-      dataset: { name: 'synthetic', features: 784, classes: 10, trainSamples: 128 * o.steps, testSamples: 100, seed: 0 },
-      model: { name: 'mlp', hidden: [o.baseWidth, o.baseWidth], width: width / o.baseWidth },
+      dataset: mlp
+        ? { name: 'synthetic', features: 784, classes: 10, trainSamples: 128 * o.steps, testSamples: 100, seed: 0 }
+        : { name: 'synthetic', shape: '32x32x3', classes: 10, trainSamples: 128 * o.steps, testSamples: 100, seed: 0 },
+      model: mlp ? { name: 'mlp', hidden: [o.baseWidth, o.baseWidth], width: width / o.baseWidth } : { name: o.model, width },
       method,
       sparsity: { target: o.sparsity, holdActive: true, format, distribution: 'erdos-renyi' },
       training: { epochs: 1, batchSize: 128, maxSteps: o.steps, lr: 0.01 },
@@ -81,6 +87,7 @@ function point(o: ScalingOptions, method: string, width: number): ScalingRow {
     return {
       ...base, format,
       active_params: get('active_params'),
+      total_params: get('total_params'),
       step_ms: get('step_ms'),
       update_ms: get('update_ms'),
       peak_rss_mb: get('peak_rss_mb'),

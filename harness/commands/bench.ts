@@ -6,11 +6,18 @@ import { benchStep } from '../../bench/step.js';
 import { models } from '../../models/index.js';
 import type { OptionSpec } from '../options.js';
 import { UserError } from '../errors.js';
+import { getModel } from '../../models/index.js';
 import { backendOption, defineCommand, log } from './common.js';
 
 function numbers(list: string, flag: string): number[] {
   const xs = list.split(',').map((s) => Number(s.trim()));
   if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new UserError(`--${flag} ${list}: expected a comma-separated list of positive integers`);
+  return xs;
+}
+
+function multipliers(list: string): number[] {
+  const xs = list.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !(x > 0))) throw new UserError(`--widths ${list}: expected a comma-separated list of positive width multipliers`);
   return xs;
 }
 
@@ -46,10 +53,11 @@ const scaling = defineCommand({
   command: 'scaling',
   describe: 'step and update time and peak memory vs hidden width at constant active connections (fresh process per point)',
   builder: (y: Argv) => y
+    .option('model', { type: 'string', default: 'mlp', describe: 'mlp (784 -> n -> n -> 10), or a conv/ViT model scaled by its width multiplier' })
     .option('methods', { type: 'string', default: 'gse,rigl,set,static,dense', describe: 'comma-separated methods' })
-    .option('widths', { type: 'string', default: '1024,2048,4096,8192,16384', describe: 'comma-separated hidden widths n' })
+    .option('widths', { type: 'string', default: '1024,2048,4096,8192,16384', describe: 'comma-separated hidden widths n (mlp) or width multipliers (other models)' })
     .option('format', { choices: ['csr', 'masked'] as const, default: 'csr' as const, describe: 'storage format of the sparse methods' })
-    .option('base-width', { type: 'number', default: 1024, describe: 'width at which --sparsity holds; wider models keep its active count' })
+    .option('base-width', { type: 'number', default: 1024, describe: 'mlp: width at which --sparsity holds; wider models keep its active count (other models: multiplier 1)' })
     .option('sparsity', { type: 'number', default: 0.98, describe: 'sparsity at the base width' })
     .option('steps', { type: 'number', default: 30, describe: 'training steps per point' })
     .option('delta', { type: 'number', default: 5, describe: 'steps between prune-grow updates' })
@@ -57,10 +65,13 @@ const scaling = defineCommand({
     .option('timeout', { type: 'number', default: 600, describe: 'seconds per point' })
     .option('out', { type: 'string', describe: 'CSV file' })
     .options(backendOption)
-    .example('$0 bench scaling --methods gse,rigl --widths 1024,4096,16384 --out scaling.csv', ''),
+    .example('$0 bench scaling --methods gse,rigl --widths 1024,4096,16384 --out scaling.csv', '')
+    .example('$0 bench scaling --model vgg16 --methods gse,rigl --widths 1,2,4 --steps 6 --delta 2 --out vgg-scaling.csv', 'a paper model at constant active connections'),
   handler: (a) => {
+    getModel(a.model);
+    const widths = a.model === 'mlp' ? numbers(a.widths, 'widths') : multipliers(a.widths);
     benchScaling({
-      methods: a.methods.split(','), widths: numbers(a.widths, 'widths'), format: a.format, baseWidth: a.baseWidth,
+      model: a.model, methods: a.methods.split(','), widths, format: a.format, baseWidth: a.baseWidth,
       sparsity: a.sparsity, steps: a.steps, delta: a.delta, backend: a.backend, maxDenseGiB: a.maxDenseGib,
       timeoutS: a.timeout, out: a.out, log,
     });
