@@ -175,30 +175,35 @@ export class BatchNorm {
 
 /**
  * Layer normalisation over the last axis of a 2-D input [M, dim] (PyTorch nn.LayerNorm: eps
- * 1e-5, gain 1, bias 0), one op with a hand-written gradient (memory, as BatchNorm).
+ * 1e-5, gain 1, bias 0), one op with a hand-written gradient on two-thread kernels of ours
+ * (row statistics and normalisation; the backward's dx and the dgamma/dbeta sums).
  */
 export class LayerNorm {
   readonly gamma: Param;
   readonly beta: Param;
   private readonly op: CustomOp;
+  /** the last forward input (kernels' memory), for its backward pass */
+  private xBuf: Float32Array | null = null;
+  private generation = 0;
 
   constructor(readonly name: string, readonly dim: number, readonly eps = 1e-5) {
     this.gamma = makeParam(`${name}/gamma`, tf.ones([dim]));
     this.beta = makeParam(`${name}/beta`, tf.zeros([dim]));
-    this.op = customOp((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, save: tf.GradSaveFunc) => {
-      const mean = tf.mean(x, 1, true);
-      const centred = tf.sub(x, mean);
-      const invstd = tf.rsqrt(tf.add(tf.mean(tf.mul(centred, centred), 1, true), this.eps));
-      save([x, gamma, mean, invstd]);
+    this.op = customOp((x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D) => {
+      const [M, D] = x.shape;
+      // x stays in this layer's buffer for the backward pass (tfjs's save() would copy it)
+      const xs = (this.xBuf = fit(this.xBuf, x.size)).subarray(0, x.size);
+      xs.set(readFloats(x));
+      const g = readFloats(gamma).slice();
+      const { y, mean, invstd } = K.layerNormForward(xs, M, D, g, readFloats(beta).slice(), this.eps);
+      const generation = ++this.generation;
       return {
-        value: tf.add(tf.mul(tf.mul(centred, invstd), gamma), beta),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-          const [sx, sg, smean, sinv] = saved;
-          const xhat = tf.mul(tf.sub(sx, smean), sinv);
-          const dxhat = tf.mul(dy, sg);
-          const inner = tf.sub(tf.sub(dxhat, tf.mean(dxhat, 1, true)), tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), 1, true)));
-          return [tf.mul(inner, sinv), channelSums(tf.mul(dy, xhat)), channelSums(dy)];
-        }),
+        value: tensorOf(y, x.shape),
+        gradFunc: (dy: tf.Tensor) => {
+          if (this.generation !== generation) throw new Error(`${this.name}: another pass of this layer norm came between a forward pass and its backward pass`);
+          const r = K.layerNormBackward(readFloats(dy), this.xBuf!.subarray(0, x.size), M, D, g, mean, invstd);
+          return [tensorOf(r.dx, x.shape), tf.tensor1d(r.dgamma), tf.tensor1d(r.dbeta)];
+        },
       };
     });
   }
@@ -209,7 +214,11 @@ export class LayerNorm {
   }
 
   params(): Param[] { return [this.gamma, this.beta]; }
-  dispose(): void { disposeParams(this.params()); }
+  dispose(): void {
+    disposeParams(this.params());
+    if (this.xBuf) K.release(this.xBuf);
+    this.xBuf = null;
+  }
 }
 
 /**

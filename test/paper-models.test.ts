@@ -306,20 +306,23 @@ test('batch norm, layer norm, GELU and attention: hand-written gradients equal a
       ['x', 'gamma', 'beta', 'residual'].forEach((n, i) => assertClose(gm[i], gr[i], 1e-4, `${backend} batch norm d${n}`));
       bn.dispose();
 
-      // layer norm
-      const ln = new LayerNorm('ln', 6);
-      ln.gamma.value.assign(tf.randomNormal([6], 1, 0.5, 'float32', 6));
-      const x2 = tf.randomNormal([7, 6], 0.5, 2, 'float32', 7);
-      const w2 = tf.randomNormal([7, 6], 0, 1, 'float32', 8);
-      const lnRef = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-        const { mean, variance } = tf.moments(a, 1, true);
-        return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
-      };
-      const lm = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(ln.apply(a), w2)))([x2, ln.gamma.value, ln.beta.value]);
-      const lr = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(lnRef(a, g, b), w2)))([x2, ln.gamma.value, ln.beta.value]);
-      lm.forEach((g, i) => assertClose(g, lr[i], 1e-4, `${backend} layer norm grad ${i}`));
-      assertClose(ln.apply(x2), lnRef(x2, ln.gamma.value, ln.beta.value), 1e-5, `${backend} layer norm value`);
-      ln.dispose();
+      // layer norm: a width the SIMD path takes (multiple of 4) and one it does not
+      for (const D of [8, 6]) {
+        const ln = new LayerNorm('ln', D);
+        ln.gamma.value.assign(tf.randomNormal([D], 1, 0.5, 'float32', 6));
+        ln.beta.value.assign(tf.randomNormal([D], 0, 0.5, 'float32', 9));
+        const x2 = tf.randomNormal([7, D], 0.5, 2, 'float32', 7);
+        const w2 = tf.randomNormal([7, D], 0, 1, 'float32', 8);
+        const lnRef = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { mean, variance } = tf.moments(a, 1, true);
+          return tf.add(tf.mul(tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+        };
+        const lm = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(ln.apply(a), w2)))([x2, ln.gamma.value, ln.beta.value]);
+        const lr = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(lnRef(a, g, b), w2)))([x2, ln.gamma.value, ln.beta.value]);
+        lm.forEach((g, i) => assertClose(g, lr[i], 1e-4, `${backend} layer norm (${D}) grad ${i}`));
+        assertClose(ln.apply(x2), lnRef(x2, ln.gamma.value, ln.beta.value), 1e-5, `${backend} layer norm (${D}) value`);
+        ln.dispose();
+      }
 
       // GELU (exact, erf)
       const x3 = tf.linspace(-4, 4, 41);

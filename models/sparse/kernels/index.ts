@@ -48,6 +48,8 @@ interface KernelExports {
   bnBackward(dy: number, y: number, x: number, mean: number, a: number, k1: number, k2: number, dx: number, dres: number, C: number, relu: number, m0: number, m1: number): void;
   maxPool2Grad(x: number, dy: number, dx: number, H: number, W: number, C: number, Ho: number, Wo: number, n0: number, n1: number): void;
   bmm(a: number, b: number, c: number, M: number, K: number, N: number, transA: number, transB: number, i0: number, i1: number, scratch: number): void;
+  lnForward(x: number, y: number, gamma: number, beta: number, mean: number, invstd: number, D: number, eps: number, m0: number, m1: number): void;
+  lnBackward(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, partial: number, D: number, m0: number, m1: number): void;
 }
 
 const PAGE = 65536;
@@ -57,7 +59,7 @@ const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
-  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15;
+  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -176,6 +178,8 @@ for (;;) {
         case ${OP_BN_BACKWARD}: k.bnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
         case ${OP_MAXPOOL2_GRAD}: k.maxPool2Grad(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_BMM}: k.bmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_LN_FORWARD}: k.lnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9]); break;
+        case ${OP_LN_BACKWARD}: k.lnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -447,6 +451,8 @@ class Engine {
       case OP_BN_BACKWARD: k.bnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
       case OP_MAXPOOL2_GRAD: k.maxPool2Grad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       case OP_BMM: k.bmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
+      case OP_LN_FORWARD: k.lnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9]); break;
+      case OP_LN_BACKWARD: k.lnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -853,6 +859,44 @@ export function batchMatMul(a: Float32Array, b: Float32Array, batch: number, M: 
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, pc, M, K, N, transA ? 1 : 0, transB ? 1 : 0, cuts[t], cuts[t + 1], ps + 4 * t * (K * N + 16)]);
   e.run(OP_BMM, chunks, threads);
   return e.f32(pc, batch * M * N);
+}
+
+const bitsView = new DataView(new ArrayBuffer(4));
+/** A float32 passed through the int32 job table as its bits. */
+function bitsOfFloat(v: number): number { bitsView.setFloat32(0, v); return bitsView.getInt32(0); }
+function floatOfBits(b: number): number { bitsView.setInt32(0, b); return bitsView.getFloat32(0); }
+
+/**
+ * Layer norm of M rows of D (over each row): y (a view of scratch, valid until the next kernel
+ * call) and each row's mean and inverse std (copies). x must be resident.
+ */
+export function layerNormForward(x: Float32Array, M: number, D: number, gamma: Float32Array, beta: Float32Array, eps: number): { y: Float32Array; mean: Float32Array; invstd: Float32Array } {
+  checkInt(M, 'layerNormForward: M'); checkInt(D, 'layerNormForward: D');
+  need(x, M * D, 'layerNormForward: x'); need(gamma, D, 'layerNormForward: gamma'); need(beta, D, 'layerNormForward: beta');
+  const e = E();
+  if (!e.resident(x)) throw new Error('layerNormForward: x must be an array of the kernels\' memory');
+  const pg = e.input('lnGamma', gamma, D), pb = e.input('lnBeta', beta, D);
+  const py = e.scratchOff('lnY', 4 * M * D);
+  const ps = e.scratchOff('lnStats', 8 * M);
+  const { cuts, threads } = rowChunks(M, M * D);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([x.byteOffset, py, pg, pb, ps, ps + 4 * M, D, bitsOfFloat(eps), cuts[t], cuts[t + 1]]);
+  e.run(OP_LN_FORWARD, chunks, threads);
+  return { y: e.f32(py, M * D), mean: e.f32(ps, M).slice(), invstd: e.f32(ps + 4 * M, M).slice() };
+}
+
+/** The backward pass of layerNormForward: dx (a view of scratch), dgamma, dbeta. x must be resident. */
+export function layerNormBackward(dy: Float32Array, x: Float32Array, M: number, D: number, gamma: Float32Array, mean: Float32Array, invstd: Float32Array): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } {
+  checkInt(M, 'layerNormBackward: M'); checkInt(D, 'layerNormBackward: D');
+  need(dy, M * D, 'layerNormBackward: dy'); need(x, M * D, 'layerNormBackward: x');
+  const e = E();
+  if (!e.resident(x)) throw new Error('layerNormBackward: x must be an array of the kernels\' memory');
+  const pd = e.input('lnDy', dy, M * D);
+  const pg = e.input('lnGamma', gamma, D);
+  const pm = e.input('lnMean', mean, M), pi = e.input('lnInv', invstd, M);
+  const px = e.scratchOff('lnDx', 4 * M * D);
+  const sums = reduceChannels(OP_LN_BACKWARD, M, D, 2, (out, m0, m1) => [pd, x.byteOffset, pg, pm, pi, px, out, D, m0, m1]);
+  return { dx: e.f32(px, M * D), dgamma: Float32Array.from(sums.subarray(0, D)), dbeta: Float32Array.from(sums.subarray(D)) };
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */

@@ -938,3 +938,63 @@ export function bmm(a: usize, b: usize, c: usize, M: i32, K: i32, N: i32, transA
 @inline function aAt(A: usize, transA: i32, m: i32, k: i32, M: i32, K: i32): f32 {
   return transA ? load<f32>(A + (<usize>(k * M + m) << 2)) : load<f32>(A + (<usize>(m * K + k) << 2));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Layer norm over the last axis of M rows of D (PyTorch nn.LayerNorm), rows [m0, m1) per call.
+
+/** y = (x - mean)·invstd·gamma + beta per row; the row's mean and invstd are written out. */
+export function lnForward(x: usize, y: usize, gamma: usize, beta: usize, mean: usize, invstd: usize, D: i32, eps: f32, m0: i32, m1: i32): void {
+  const db = <usize>D << 2;
+  const vec = (D & 3) == 0;
+  for (let m = m0; m < m1; m++) {
+    const row = x + <usize>m * db, out = y + <usize>m * db;
+    let s: f32 = 0;
+    if (vec) { let a = f32x4.splat(0); for (let o: usize = 0; o < db; o += 16) a = f32x4.add(a, v128.load(row + o)); s = hsum(a); }
+    else for (let o: usize = 0; o < db; o += 4) s += load<f32>(row + o);
+    const mu = s / <f32>D;
+    let q: f32 = 0;
+    if (vec) {
+      const mv = f32x4.splat(mu);
+      let a = f32x4.splat(0);
+      for (let o: usize = 0; o < db; o += 16) { const c = f32x4.sub(v128.load(row + o), mv); a = madd(a, c, c); }
+      q = hsum(a);
+    } else for (let o: usize = 0; o < db; o += 4) { const c = load<f32>(row + o) - mu; q += c * c; }
+    const inv = <f32>1 / Mathf.sqrt(q / <f32>D + eps);
+    store<f32>(mean + (<usize>m << 2), mu);
+    store<f32>(invstd + (<usize>m << 2), inv);
+    if (vec) {
+      const mv = f32x4.splat(mu), iv = f32x4.splat(inv);
+      for (let o: usize = 0; o < db; o += 16) {
+        const h = f32x4.mul(f32x4.sub(v128.load(row + o), mv), iv);
+        v128.store(out + o, madd(v128.load(beta + o), h, v128.load(gamma + o)));
+      }
+    } else for (let o: usize = 0; o < db; o += 4) store<f32>(out + o, (load<f32>(row + o) - mu) * inv * load<f32>(gamma + o) + load<f32>(beta + o));
+  }
+}
+
+/**
+ * Backward of lnForward for rows [m0, m1): dx = invstd·(g - mean(g) - xhat·mean(g·xhat)) with
+ * g = dy·gamma and xhat = (x - mean)·invstd; partial[d] += dy·xhat (dgamma), partial[D + d] += dy (dbeta).
+ */
+export function lnBackward(dy: usize, x: usize, gamma: usize, mean: usize, invstd: usize, dx: usize, partial: usize, D: i32, m0: i32, m1: i32): void {
+  const db = <usize>D << 2;
+  memory.fill(partial, 0, db << 1);
+  for (let m = m0; m < m1; m++) {
+    const row = x + <usize>m * db, drow = dy + <usize>m * db, out = dx + <usize>m * db;
+    const mu = load<f32>(mean + (<usize>m << 2)), inv = load<f32>(invstd + (<usize>m << 2));
+    let sg: f32 = 0, sgx: f32 = 0;
+    for (let o: usize = 0; o < db; o += 4) {
+      const d = load<f32>(drow + o);
+      const h = (load<f32>(row + o) - mu) * inv;
+      const g = d * load<f32>(gamma + o);
+      sg += g; sgx += g * h;
+      store<f32>(partial + o, load<f32>(partial + o) + d * h);
+      store<f32>(partial + db + o, load<f32>(partial + db + o) + d);
+    }
+    const a = sg / <f32>D, b = sgx / <f32>D;
+    for (let o: usize = 0; o < db; o += 4) {
+      const h = (load<f32>(row + o) - mu) * inv;
+      store<f32>(out + o, inv * (load<f32>(drow + o) * load<f32>(gamma + o) - a - h * b));
+    }
+  }
+}
