@@ -1,10 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Sweep } from './config.js';
-import { defaultLockOptions, type LockOptions } from './lock.js';
+import { defaultLockOptions, releaseHeldLocks, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
@@ -45,6 +46,8 @@ export interface SweepOutcome {
   busy: number;
   /** the signal that stopped the sweep, if one did */
   signal: NodeJS.Signals | null;
+  /** a second signal stopped the workers at once (their runs resume from their last checkpoint) */
+  stoppedAtOnce: boolean;
   /** worker processes that died without reporting */
   crashed: number;
 }
@@ -56,6 +59,20 @@ function label(spec: RunSpec, id: string): string {
 
 function epochsOf(spec: RunSpec): number {
   return spec.smoke ? Math.min(2, spec.training.epochs) : spec.training.epochs;
+}
+
+/**
+ * A signal at least this long after the first stops at once; closer ones are the same stop: a
+ * signal to the process group reaches every process of the sweep, and schedulers may send one twice.
+ */
+export const repeatSignalMs = 2000;
+
+export function exitCodeOf(sig: NodeJS.Signals): number {
+  return sig === 'SIGINT' ? 130 : 143;
+}
+
+export function stoppedAtOnceMessage(sig: NodeJS.Signals): string {
+  return `sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run the same command again to resume`;
 }
 
 const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -74,7 +91,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   const failedKept = results.filter((r) => r?.status === 'failed').length;
   const outcome: SweepOutcome = {
     total: specs.length, skipped: specs.length - todo.length, done: 0, diverged: 0, failed: 0,
-    interrupted: 0, lost: 0, busy: 0, signal: null, crashed: 0,
+    interrupted: 0, lost: 0, busy: 0, signal: null, stoppedAtOnce: false, crashed: 0,
   };
   if (outcome.skipped) {
     const failedNote = !retry.retryFailed && failedKept ? ` (${failedKept} failed; --retry-failed reruns them)` : '';
@@ -91,6 +108,8 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   // runs held by workers of other invocations (a sibling worker of ours holding one is no news)
   const busy = new Set<string>();
   const handled = new Set<string>();
+  /** the run each worker trains now */
+  const runsInWorkers = new Map<number, string>();
   const host = os.hostname();
   const tally = (worker: number, e: Parameters<Progress['event']>[1]) => {
     if (e.type === 'busy') {
@@ -98,25 +117,40 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
       if (!handled.has(e.id)) busy.add(e.id);
     }
     if (e.type === 'start' || e.type === 'end') { handled.add(e.id); busy.delete(e.id); }
+    if (e.type === 'start') runsInWorkers.set(worker, e.id);
+    if (e.type === 'end') runsInWorkers.delete(worker);
     progress.event(worker, e);
   };
 
   let stopping: NodeJS.Signals | null = null;
+  let stoppingAt = 0;
   let children: ChildProcess[] = [];
-  const onSignal = (sig: NodeJS.Signals) => {
+  const stopAtOnce = (sig: NodeJS.Signals) => {
+    outcome.stoppedAtOnce = true;
+    if (children.length === 0) {
+      // the run trains in this process: leave its folder as its last checkpoint left it
+      releaseHeldLocks();
+      process.stderr.write(stoppedAtOnceMessage(sig) + '\n');
+      process.exit(exitCodeOf(sig));
+    }
+    // the workers' locks are released once they are gone (below)
+    for (const c of children) c.kill('SIGKILL');
+  };
+  const onSignal = (sig: NodeJS.Signals, from: 'self' | 'worker') => {
     if (stopping) {
-      // a second signal: stop now; locks of killed workers go stale, checkpoints stay intact
-      for (const c of children) c.kill('SIGKILL');
-      process.stderr.write(`sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run again to resume\n`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      // the same stop delivered again (to the group, by the scheduler twice) is no news; a signal
+      // of our own well after the first means: stop now
+      if (from === 'self' && !outcome.stoppedAtOnce && Date.now() - stoppingAt >= repeatSignalMs) stopAtOnce(sig);
+      return;
     }
     stopping = sig;
-    progress.log(`${sig}: finishing the current step of each run, then checkpointing (${sig} again to stop at once)`);
+    stoppingAt = Date.now();
+    progress.log(`${sig}${from === 'worker' ? ' to a worker' : ''}: finishing the current step of each run, then checkpointing (a signal ${repeatSignalMs / 1000} s or more after this one stops at once)`);
     for (const c of children) {
       if (c.connected) c.send({ type: 'stop' } satisfies ToWorker);
     }
   };
-  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+  const handlers = { SIGINT: () => onSignal('SIGINT', 'self'), SIGTERM: () => onSignal('SIGTERM', 'self') };
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
 
   const options: Omit<WorkOptions, 'stop' | 'emit'> = {
@@ -141,6 +175,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
         child.on('message', (m: FromWorker) => {
           if (m.type === 'event') tally(i + 1, m.e);
           else if (m.type === 'exit') { reported = true; add(m.counts); }
+          else if (m.type === 'signal' && o.handleSignals) onSignal(m.signal, 'worker');
         });
         child.on('exit', (code, signal) => {
           if (!reported && !stopping) {
@@ -152,6 +187,8 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
         child.send({ type: 'init', specs: todo, options } satisfies ToWorker);
         if (stopping) child.send({ type: 'stop' } satisfies ToWorker);
       })));
+      // workers killed by a stop at once left the locks of their runs: every one is gone now
+      if (outcome.stoppedAtOnce) for (const id of runsInWorkers.values()) tryLock(path.join(o.out, id, 'lock'), options.lock).lock?.release();
     }
   } finally {
     if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.off(s, h);

@@ -156,26 +156,34 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
 
 /** Messages between a sweep and its worker processes. */
 export type ToWorker = { type: 'init'; specs: RunSpec[]; options: Omit<WorkOptions, 'stop' | 'emit'> } | { type: 'stop' };
-export type FromWorker = { type: 'event'; e: WorkerEvent } | { type: 'exit'; counts: Record<RunOutcome, number> };
+export type FromWorker =
+  | { type: 'event'; e: WorkerEvent }
+  | { type: 'exit'; counts: Record<RunOutcome, number> }
+  /** this worker got a signal of its own (kill of one worker, or one delivery of a signal to the process group) */
+  | { type: 'signal'; signal: 'SIGINT' | 'SIGTERM' };
 
 /** Entry of a worker process (forked by runSweep with an IPC channel). */
 async function childMain(): Promise<void> {
+  // Every stop request (the sweep's stop message, a signal of its own, the sweep process gone)
+  // means the same: checkpoint the run after its current step and leave. A worker never exits at
+  // once on a signal: a signal to the process group reaches it next to the sweep's stop message,
+  // in either order; stopping at once is the sweep process's call (it kills its workers).
   let stopping = false;
-  const stop = (hard: number) => {
-    if (stopping) process.exit(hard);
-    stopping = true;
-  };
   // output goes to the sweep process through pipes; once it is gone, writes fail with EPIPE: ignore them
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => { /* sweep process gone */ });
-  process.on('SIGINT', () => stop(130));
-  process.on('SIGTERM', () => stop(143));
-  // the sweep process is gone (killed): checkpoint and leave
-  process.on('disconnect', () => { stopping = true; });
   const send = (m: FromWorker) => {
     if (!process.connected) return;
     // with a callback, a failed send (the sweep process died meanwhile) is reported there, not thrown
     try { process.send!(m, undefined, undefined, () => { /* parent gone */ }); } catch { /* parent gone */ }
   };
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // the sweep stops every worker, as if it had got the signal itself
+    if (!stopping) send({ type: 'signal', signal });
+    stopping = true;
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('disconnect', () => { stopping = true; });
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     process.on('message', (m: ToWorker) => {
       if (m.type === 'init') resolve(m);

@@ -6,7 +6,7 @@ import { selectBackend } from '../backend.js';
 import { loadSweep } from '../config.js';
 import { UserError } from '../errors.js';
 import { resolveShard } from '../shard.js';
-import { runSweep } from '../sweep.js';
+import { exitCodeOf, runSweep, stoppedAtOnceMessage } from '../sweep.js';
 import { backendOption, log, defineCommand } from './common.js';
 
 function builder(y: Argv) {
@@ -57,8 +57,10 @@ export const runCommand = defineCommand({
       handleSignals: true,
     });
     if (o.signal) {
-      process.stderr.write(`sparsebench: interrupted by ${o.signal}: ${o.interrupted} run(s) checkpointed, ${o.done + o.diverged + o.failed} finished; run the same command again to resume\n`);
-      process.exitCode = o.signal === 'SIGINT' ? 130 : 143;
+      process.stderr.write(o.stoppedAtOnce
+        ? `${stoppedAtOnceMessage(o.signal)}\n`
+        : `sparsebench: interrupted by ${o.signal}: ${o.interrupted} run(s) checkpointed, ${o.done + o.diverged + o.failed} finished; run the same command again to resume\n`);
+      process.exitCode = exitCodeOf(o.signal);
       return;
     }
     const others = o.busy ? `, ${o.busy} left to other workers` : '';
