@@ -29,19 +29,26 @@ test('shards i/n cut the sorted run ids into n disjoint slices that cover the gr
   }
 });
 
-test('the shard comes from --shard, SLURM array variables or a Kubernetes completion index', () => {
+test('the shard comes from --shard, or a SLURM array task id or Kubernetes completion index of the count given by --shards / SPARSEBENCH_SHARDS', () => {
   assert.deepEqual(resolveShard({}, {}), null);
-  assert.equal(resolveShard({ shard: '2/3' }, { SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_TASK_COUNT: '3' })!.index, 2, '--shard wins');
-  const slurm = resolveShard({}, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '3' })!;
+  assert.equal(resolveShard({ shard: '2/3' }, { SLURM_ARRAY_TASK_ID: '0', SPARSEBENCH_SHARDS: '3' })!.index, 2, '--shard wins');
+  const slurm = resolveShard({ shards: 3 }, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '3' })!;
   assert.deepEqual([slurm.index, slurm.count], [3, 3]);
-  const offset = resolveShard({}, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '5', SLURM_ARRAY_TASK_COUNT: '4' })!;
-  assert.deepEqual([offset.index, offset.count], [1, 4]);
+  // a partial resubmit (sbatch --array=0,2 of a 3-shard script): task 2 is still shard 3 of 3,
+  // whatever SLURM counts and whichever task is the lowest submitted
+  const partial = resolveShard({ shards: 3 }, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '2', SLURM_ARRAY_TASK_COUNT: '2' })!;
+  assert.deepEqual([partial.index, partial.count], [3, 3]);
+  const alone = resolveShard({}, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '1', SPARSEBENCH_SHARDS: '3' })!;
+  assert.deepEqual([alone.index, alone.count], [2, 3]);
+  assert.throws(() => resolveShard({}, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '3' }), /SLURM_ARRAY_TASK_ID=2 is set but the shard count is not: pass --shards N/);
+  assert.throws(() => resolveShard({ shards: 3 }, { SLURM_ARRAY_TASK_ID: '3' }), /SLURM_ARRAY_TASK_ID=3 of 3 shards: 4\/3: need 1 <= i <= n/);
   const k8s = resolveShard({}, { JOB_COMPLETION_INDEX: '0', SPARSEBENCH_SHARDS: '3' })!;
   assert.deepEqual([k8s.index, k8s.count], [1, 3]);
   const flag = resolveShard({ shards: 5 }, { JOB_COMPLETION_INDEX: '4' })!;
   assert.deepEqual([flag.index, flag.count], [5, 5]);
-  assert.throws(() => resolveShard({}, { JOB_COMPLETION_INDEX: '1' }), /SPARSEBENCH_SHARDS/);
+  assert.throws(() => resolveShard({}, { JOB_COMPLETION_INDEX: '1' }), /--shards N/);
   assert.throws(() => resolveShard({}, { JOB_COMPLETION_INDEX: '3', SPARSEBENCH_SHARDS: '3' }), UserError);
+  assert.throws(() => resolveShard({ shards: 3 }, {}), /--shards needs SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX/);
   for (const bad of ['0/3', '4/3', '1/0', 'two/3', '1']) assert.throws(() => parseShard(bad), UserError, bad);
 });
 
@@ -53,7 +60,7 @@ test('three shards run at once (--shard, SLURM, Kubernetes) on one folder cover 
   const common = ['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1'];
   const [a, b, c] = await Promise.all([
     runCliAsync([...common, '--shard', '1/3']),
-    runCliAsync(common, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '3' }),
+    runCliAsync(common, { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '1', SPARSEBENCH_SHARDS: '3' }),
     runCliAsync(common, { JOB_COMPLETION_INDEX: '2', SPARSEBENCH_SHARDS: '3' }),
   ]);
   const started = (s: string) => [...s.matchAll(/\[([0-9a-f]{12})\] started/g)].map((m) => m[1]).sort();
