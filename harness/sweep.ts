@@ -22,6 +22,8 @@ export interface SweepOptions {
   jobs?: number;
   shard?: Shard | null;
   retryFailed?: boolean;
+  /** wait for runs locked by live workers elsewhere instead of leaving them */
+  wait?: boolean;
   lock?: LockOptions;
   checkpointSeconds?: number;
   /** live display: a TTY stream to redraw on (default: none, plain lines) */
@@ -42,8 +44,6 @@ export interface SweepOutcome {
   interrupted: number;
   /** runs whose lock another worker took over */
   lost: number;
-  /** runs left to other live workers */
-  busy: number;
   /** the signal that stopped the sweep, if one did */
   signal: NodeJS.Signals | null;
   /** a second signal stopped the workers at once (their runs resume from their last checkpoint) */
@@ -91,7 +91,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   const failedKept = results.filter((r) => r?.status === 'failed').length;
   const outcome: SweepOutcome = {
     total: specs.length, skipped: specs.length - todo.length, done: 0, diverged: 0, failed: 0,
-    interrupted: 0, lost: 0, busy: 0, signal: null, stoppedAtOnce: false, crashed: 0,
+    interrupted: 0, lost: 0, signal: null, stoppedAtOnce: false, crashed: 0,
   };
   if (outcome.skipped) {
     const failedNote = !retry.retryFailed && failedKept ? ` (${failedKept} failed; --retry-failed reruns them)` : '';
@@ -105,18 +105,12 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     write: o.tty ? o.tty.write : (s) => o.log(s.replace(/\n$/, '')),
     columns: o.tty?.columns,
   });
-  // runs held by workers of other invocations (a sibling worker of ours holding one is no news)
-  const busy = new Set<string>();
-  const handled = new Set<string>();
   /** the run each worker trains now */
   const runsInWorkers = new Map<number, string>();
   const host = os.hostname();
   const tally = (worker: number, e: Parameters<Progress['event']>[1]) => {
-    if (e.type === 'busy') {
-      if (e.host === host && children.some((c) => c.pid === e.pid)) return;
-      if (!handled.has(e.id)) busy.add(e.id);
-    }
-    if (e.type === 'start' || e.type === 'end') { handled.add(e.id); busy.delete(e.id); }
+    // a run held by a sibling worker of ours is no news
+    if (e.type === 'busy' && e.host === host && children.some((c) => c.pid === e.pid)) return;
     if (e.type === 'start') runsInWorkers.set(worker, e.id);
     if (e.type === 'end') runsInWorkers.delete(worker);
     progress.event(worker, e);
@@ -154,7 +148,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
 
   const options: Omit<WorkOptions, 'stop' | 'emit'> = {
-    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry,
+    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait,
     lock: o.lock ?? defaultLockOptions, checkpointSeconds: o.checkpointSeconds,
   };
   const add = (counts: Record<RunOutcome, number>) => {
@@ -194,7 +188,6 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
     progress.close();
   }
-  outcome.busy = busy.size;
   outcome.signal = stopping;
   collectResults(o.out);
   return outcome;

@@ -19,6 +19,8 @@ export interface WorkOptions {
   lock: LockOptions;
   /** checkpoint inside long epochs after this many seconds (default 600) */
   checkpointSeconds?: number;
+  /** runs locked by live workers elsewhere: wait until they are finished (or their lock goes stale) instead of leaving them */
+  wait?: boolean;
   /** polled often: true asks the worker to checkpoint its run and return */
   stop: () => boolean;
   emit: (e: WorkerEvent) => void;
@@ -29,6 +31,11 @@ const stepDelayMs = Number(process.env.SPARSEBENCH_STEP_DELAY_MS) || 0;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export type RunOutcome = 'done' | 'diverged' | 'failed' | 'interrupted' | 'lost';
+
+/** Sleeps `ms`, or less once `stop` says so. */
+async function pause(ms: number, stop: () => boolean): Promise<void> {
+  for (const until = Date.now() + ms; Date.now() < until && !stop();) await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
+}
 
 /** Whether a run folder's result means the run needs nothing more. */
 export function isFinished(r: RunResult | null, o: Pick<WorkOptions, 'retryFailed' | 'startedAt'>): boolean {
@@ -108,14 +115,19 @@ export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, 
 /**
  * Works through `specs` in order: each run that is not finished and whose lock it gets, it
  * trains (resuming from a checkpoint) and then refreshes results.csv. Runs locked by live
- * workers are left to them. Passes repeat while they find work (a lock may go stale meanwhile).
+ * workers are left to them, or with `wait` waited for. Passes repeat while they find work (a lock
+ * may go stale meanwhile), and with `wait` until no run is left unfinished.
  */
 export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record<RunOutcome, number>> {
   const counts: Record<RunOutcome, number> = { done: 0, diverged: 0, failed: 0, interrupted: 0, lost: 0 };
   const busyReported = new Set<string>();
+  const pollMs = Math.max(100, Math.min(5000, o.lock.staleMs / 10));
   let claimed = true;
-  while (claimed && !o.stop()) {
+  let held = false;
+  while ((claimed || (o.wait && held)) && !o.stop()) {
+    if (!claimed) await pause(pollMs, o.stop);
     claimed = false;
+    held = false;
     for (const spec of specs) {
       // let signals and messages (a stop request) in before claiming another run
       await new Promise((r) => setImmediate(r));
@@ -126,6 +138,7 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
       mkdirSync(folder.dir, { recursive: true });
       const attempt = tryLock(folder.lockFile, o.lock);
       if (!attempt.lock) {
+        held = true;
         if (!busyReported.has(folder.id)) {
           busyReported.add(folder.id);
           const h = attempt.holder?.info;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sweepFromConfig } from '../harness/config.js';
 import { UserError } from '../harness/errors.js';
@@ -11,6 +11,7 @@ import { csvRows, gridConfig, runCliAsync, tmpDir } from './sweep-util.js';
 import { buildCli } from '../harness/cli.js';
 import { statusText, sweepStatus } from '../harness/commands/status.js';
 import { slurmScript } from '../harness/commands/slurm.js';
+import { writeCifarFiles } from '../harness/data/cifar.js';
 
 function gridOf(file: string): RunSpec[] {
   return sweepFromConfig(JSON.parse(readFileSync(file, 'utf8')), file, true).specs;
@@ -73,17 +74,21 @@ test('three shards run at once (--shard, SLURM, Kubernetes) on one folder cover 
   assert.deepEqual(csvRows(out).map((r) => r.run_id).sort(), specs.map(runId).sort(), 'results.csv: the whole grid, once each');
 });
 
-test('a diverging run is marked diverged with its step, an exception marks a run failed with its message; the rest complete; --retry-failed reruns only failed runs; status shows them', async () => {
+test('a diverging run is marked diverged with its step, an exception marks a run failed with its message; the rest complete; exit 1 while a failed run stays, also when a rerun only skips it; --retry-failed reruns only failed runs; status shows them', async () => {
   const dir = tmpDir('fail');
   const config = gridConfig(dir, 1, {
-    // lr 1e6 diverges; cifar10 without --data-dir throws while loading
+    // lr 1e6 diverges; cifar10 from a truncated file throws while loading
     grid: { 'training.lr': [0.05, 1e6], dataset: [{ name: 'synthetic', features: 32, classes: 4, trainSamples: 256, testSamples: 128, seed: 3 }, 'cifar10'] },
   });
+  const data = path.join(dir, 'data');
+  const cifar = writeCifarFiles(data, 'cifar10', { train: 20, test: 10 });
+  appendFileSync(path.join(cifar, 'test_batch.bin'), Buffer.alloc(7));
   const out = path.join(dir, 'out');
-  const args = ['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1'];
+  const args = ['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1', '--data-dir', data];
   const r = await runCliAsync(args);
   assert.equal(r.code, 1, 'failed runs make the exit code 1');
   assert.match(r.stdout, /finished: 1 done, 1 diverged, 2 failed, 0 skipped/);
+  assert.equal(r.stderr, 'sparsebench: 2 of 4 runs not done: 2 failed (--retry-failed reruns them)\n');
   const rows = csvRows(out);
   assert.equal(rows.length, 4);
   const byStatus = (s: string) => rows.filter((row) => row.status === s);
@@ -93,11 +98,16 @@ test('a diverging run is marked diverged with its step, an exception marks a run
   const diverged = JSON.parse(readFileSync(path.join(out, byStatus('diverged')[0].run_id, 'result.json'), 'utf8'));
   assert.ok(Number.isInteger(diverged.diverged_step) && diverged.diverged_step >= 1, `diverged_step ${diverged.diverged_step}`);
   const failed = JSON.parse(readFileSync(path.join(out, byStatus('failed')[0].run_id, 'result.json'), 'utf8'));
-  assert.match(failed.error, /cifar10 needs --data-dir/);
+  assert.match(failed.error, /test_batch\.bin: 30737 bytes is not a whole number/);
 
   const skip = await runCliAsync(args);
   assert.match(skip.stdout, /4 of 4 runs already done in .* \(2 failed; --retry-failed reruns them\)/);
   assert.doesNotMatch(skip.stdout, /started/);
+  assert.equal(skip.code, 1, 'a rerun that only skips failed runs leaves the grid failed');
+  assert.equal(skip.stderr, 'sparsebench: 2 of 4 runs not done: 2 failed (--retry-failed reruns them)\n');
+  const strict = await runCliAsync([...args, '--fail-on-diverged']);
+  assert.equal(strict.code, 1);
+  assert.equal(strict.stderr, 'sparsebench: 3 of 4 runs not done: 2 failed (--retry-failed reruns them), 1 diverged (--fail-on-diverged)\n');
 
   const retry = await runCliAsync([...args, '--retry-failed']);
   assert.equal(retry.code, 1);
@@ -109,12 +119,27 @@ test('a diverging run is marked diverged with its step, an exception marks a run
   const s = await runCliAsync(['status', out, '--config', config, '--set', 'grid.seed=[0,1]']);
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /8 runs \(8 in .*\): 1 done, 0 running, 2 failed, 1 diverged, 4 pending/);
-  assert.match(s.stdout, /failed .*dataset cifar10 needs --data-dir/);
+  assert.match(s.stdout, /failed .*not a whole number of 3073-byte CIFAR-10 records/);
   assert.match(s.stdout, /diverged .*loss not finite at step \d+/);
   assert.match(s.stdout, /pending .*0\/2 .*not started/);
   const bare = statusText(out, sweepStatus(out, null, 60_000), '');
   assert.match(bare, /4 runs: 1 done, 0 running, 2 failed, 1 diverged, 0 pending/);
   await assert.rejects(async () => buildCli(['status', path.join(dir, 'nope')]).parseAsync(), /no such folder/);
+});
+
+test('a grid with a dataset read from files and no --data-dir is refused before anything runs: one line, exit 2, nothing written', async () => {
+  const dir = tmpDir('nodata');
+  const config = gridConfig(dir, 2, { dataset: 'cifar10', model: { name: 'mlp', hidden: [8] } });
+  const out = path.join(dir, 'out');
+  const r = await runCliAsync(['run', config, '--out', out, '--smoke', '--backend', 'wasm', '--jobs', '1']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'sparsebench: dataset cifar10 needs --data-dir DIR holding cifar-10-batches-bin/ (download it with: sparsebench data fetch cifar10 --dir DIR)\n');
+  assert.equal(r.stdout, '');
+  assert.equal(existsSync(out), false, 'no run marked failed');
+  const missing = await runCliAsync(['run', config, '--out', out, '--data-dir', path.join(dir, 'nope'), '--backend', 'wasm']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^sparsebench: --data-dir \S+nope: no such directory \(cifar10 expects cifar-10-batches-bin\/ in it; .*\)\n$/);
+  assert.equal(existsSync(out), false);
 });
 
 test('slurm prints an sbatch array script: one array task per shard, the run command with its options', async () => {
