@@ -75,6 +75,16 @@ export function stoppedAtOnceMessage(sig: NodeJS.Signals): string {
   return `sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run the same command again to resume`;
 }
 
+/**
+ * The environment of a worker process: its thread count (OMP_NUM_THREADS, which the sparse
+ * kernels follow, and TensorFlow's pools) is the cores shared out among the workers, at least
+ * one, unless OMP_NUM_THREADS is set already (a cluster script sets it to one per CPU).
+ */
+function workerEnv(jobs: number): NodeJS.ProcessEnv {
+  const threads = process.env.OMP_NUM_THREADS || String(Math.max(1, Math.floor(os.availableParallelism() / jobs)));
+  return { TF_NUM_INTRAOP_THREADS: threads, TF_NUM_INTEROP_THREADS: '1', ...process.env, OMP_NUM_THREADS: threads };
+}
+
 const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /**
@@ -160,7 +170,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     } else if (jobs === 1) {
       add(await workLoop(todo, { ...options, stop: () => stopping !== null, emit: (e) => tally(1, e) }));
     } else {
-      children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced' }));
+      children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced', env: workerEnv(jobs) }));
       await Promise.all(children.map((child, i) => new Promise<void>((resolve) => {
         let reported = false;
         for (const stream of [child.stdout, child.stderr]) {

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { defaultLockOptions, LockLost, tryLock, type Lock, type LockOptions } from './lock.js';
 import type { WorkerEvent } from './progress.js';
+import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';
 import { provenance } from './provenance.js';
 import type { RunSpec } from './spec.js';
 import { collectResults, RunFolder, type RunResult } from './store.js';
@@ -205,6 +206,9 @@ async function childMain(): Promise<void> {
   });
   const { selectBackend } = await import('./backend.js');
   await selectBackend(init.options.backend as 'cpu');
+  // the sparse kernels' threads: no more than this worker's share of the cores (see runSweep)
+  const threads = Number(process.env.OMP_NUM_THREADS);
+  if (Number.isInteger(threads) && threads >= 1 && threads < kernelInfo().threads) setThreads(threads);
   const counts = await workLoop(init.specs, {
     ...init.options,
     lock: init.options.lock ?? defaultLockOptions,
