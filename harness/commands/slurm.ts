@@ -64,7 +64,7 @@ export function slurmScript(o: SlurmOptions): string {
     '#!/bin/bash',
     `# sparsebench sweep "${o.name}"${o.smoke ? ' (smoke)' : ''}: ${o.runs} runs in ${o.shards} array tasks, ${o.cpus} worker(s) each.`,
     '# Submit: sbatch this-script.sh (its output folder exists: `sparsebench slurm` created it).',
-    `# Task k runs shard k+1 of ${o.shards}, whichever tasks are submitted: \`sbatch --array=2 this-script.sh\` reruns only shard 3.`,
+    `# Task k runs shard k+1 of ${o.shards}, whichever tasks are submitted: \`sbatch --array=${o.shards - 1} this-script.sh\` reruns only shard ${o.shards}.`,
     '# Resubmitting resumes: finished runs are skipped, unfinished ones continue from their checkpoint.',
     '# Exit status of a task: that of `sparsebench run` (0 shard complete, 1 failed runs, 3 runs unfinished; see docs/cluster.md).',
     `#SBATCH --job-name=${jobName}`,
