@@ -10,7 +10,7 @@ import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
 import { collectResults, RunFolder } from './store.js';
-import { isFinished, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
+import { isFinished, limitKernelThreads, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
 
 export interface SweepOptions {
   out: string;
@@ -168,6 +168,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     if (todo.length === 0) {
       // nothing to do
     } else if (jobs === 1) {
+      limitKernelThreads();
       add(await workLoop(todo, { ...options, stop: () => stopping !== null, emit: (e) => tally(1, e) }));
     } else {
       children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced', env: workerEnv(jobs) }));

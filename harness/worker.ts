@@ -168,6 +168,12 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
   return counts;
 }
 
+/** The sparse kernels use no more threads than OMP_NUM_THREADS says (a worker's share of the cores, see runSweep). */
+export function limitKernelThreads(): void {
+  const threads = Number(process.env.OMP_NUM_THREADS);
+  if (Number.isInteger(threads) && threads >= 1 && threads < kernelInfo().threads) setThreads(threads);
+}
+
 /** Messages between a sweep and its worker processes. */
 export type ToWorker = { type: 'init'; specs: RunSpec[]; options: Omit<WorkOptions, 'stop' | 'emit'> } | { type: 'stop' };
 export type FromWorker =
@@ -206,9 +212,7 @@ async function childMain(): Promise<void> {
   });
   const { selectBackend } = await import('./backend.js');
   await selectBackend(init.options.backend as 'cpu');
-  // the sparse kernels' threads: no more than this worker's share of the cores (see runSweep)
-  const threads = Number(process.env.OMP_NUM_THREADS);
-  if (Number.isInteger(threads) && threads >= 1 && threads < kernelInfo().threads) setThreads(threads);
+  limitKernelThreads();
   const counts = await workLoop(init.specs, {
     ...init.options,
     lock: init.options.lock ?? defaultLockOptions,
