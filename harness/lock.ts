@@ -181,14 +181,6 @@ const timer = setInterval(() => {
 }, intervalMs);
 `;
 
-/** The locks this process holds now. */
-const heldLocks = new Set<Lock>();
-
-/** Releases every lock this process holds: for a process about to exit at once (a run folder stays resumable from its last checkpoint). */
-export function releaseHeldLocks(): void {
-  for (const lock of [...heldLocks]) lock.release();
-}
-
 /** A held lock. Its heartbeat runs in its own thread, so it stays fresh while the main thread computes. */
 export class Lock {
   /** [0]: 1 once the lock was found taken over; [1]: 1 once released */
@@ -197,7 +189,6 @@ export class Lock {
   private released = false;
 
   constructor(readonly file: string, readonly info: LockInfo, o: LockOptions) {
-    heldLocks.add(this);
     if (o.heartbeatMs > 0) {
       this.heartbeat = new Worker(heartbeatCode, {
         eval: true,
@@ -234,7 +225,6 @@ export class Lock {
   release(): void {
     if (this.released) return;
     this.released = true;
-    heldLocks.delete(this);
     Atomics.store(this.flags, 1, 1);
     void this.heartbeat?.terminate();
     this.heartbeat = null;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Sweep } from './config.js';
-import { defaultLockOptions, releaseHeldLocks, tryLock, type LockOptions } from './lock.js';
+import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
@@ -65,15 +65,7 @@ function epochsOf(spec: RunSpec): number {
  * A signal at least this long after the first stops at once; closer ones are the same stop: a
  * signal to the process group reaches every process of the sweep, and schedulers may send one twice.
  */
-export const repeatSignalMs = 2000;
-
-export function exitCodeOf(sig: NodeJS.Signals): number {
-  return sig === 'SIGINT' ? 130 : 143;
-}
-
-export function stoppedAtOnceMessage(sig: NodeJS.Signals): string {
-  return `sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run the same command again to resume`;
-}
+const repeatSignalMs = 2000;
 
 /**
  * The environment of a worker process: its thread count (OMP_NUM_THREADS, which the sparse
@@ -129,22 +121,16 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   let stopping: NodeJS.Signals | null = null;
   let stoppingAt = 0;
   let children: ChildProcess[] = [];
-  const stopAtOnce = (sig: NodeJS.Signals) => {
-    outcome.stoppedAtOnce = true;
-    if (children.length === 0) {
-      // the run trains in this process: leave its folder as its last checkpoint left it
-      releaseHeldLocks();
-      process.stderr.write(stoppedAtOnceMessage(sig) + '\n');
-      process.exit(exitCodeOf(sig));
-    }
-    // the workers' locks are released once they are gone (below)
-    for (const c of children) c.kill('SIGKILL');
-  };
   const onSignal = (sig: NodeJS.Signals, from: 'self' | 'worker') => {
     if (stopping) {
       // the same stop delivered again (to the group, by the scheduler twice) is no news; a signal
-      // of our own well after the first means: stop now
-      if (from === 'self' && !outcome.stoppedAtOnce && Date.now() - stoppingAt >= repeatSignalMs) stopAtOnce(sig);
+      // of our own well after the first means: kill the workers now (their locks are released
+      // once they are gone, below). With no workers this process trains the run, and it can only
+      // see a signal between two steps, where it checkpoints and stops anyway.
+      if (from === 'self' && children.length && !outcome.stoppedAtOnce && Date.now() - stoppingAt >= repeatSignalMs) {
+        outcome.stoppedAtOnce = true;
+        for (const c of children) c.kill('SIGKILL');
+      }
       return;
     }
     stopping = sig;

@@ -8,7 +8,7 @@ import { UserError } from '../errors.js';
 import { checkDataFiles } from '../data/index.js';
 import { resolveShard, shardSpecs } from '../shard.js';
 import { runId } from '../spec.js';
-import { exitCodeOf, runSweep, stoppedAtOnceMessage } from '../sweep.js';
+import { runSweep } from '../sweep.js';
 import { checkSweepOptions, defineCommand, log, sweepOptions } from './common.js';
 import { sweepStatus, type StatusRow } from './status.js';
 
@@ -83,9 +83,9 @@ export const runCommand = defineCommand({
     });
     if (o.signal) {
       process.stderr.write(o.stoppedAtOnce
-        ? `${stoppedAtOnceMessage(o.signal)}\n`
+        ? `sparsebench: ${o.signal} again: stopped at once; the last checkpoints stay, run the same command again to resume\n`
         : `sparsebench: interrupted by ${o.signal}: ${o.interrupted} run(s) checkpointed, ${o.done + o.diverged + o.failed} finished; run the same command again to resume\n`);
-      process.exitCode = exitCodeOf(o.signal);
+      process.exitCode = o.signal === 'SIGINT' ? 130 : 143;
       return;
     }
     log(`finished: ${o.done} done, ${o.diverged} diverged, ${o.failed} failed, ${o.skipped} skipped; results in ${path.join(out, 'results.csv')}`);
