@@ -27,27 +27,22 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 /**
- * The shard this process runs: --shard i/n; else a SLURM array task (SLURM_ARRAY_TASK_ID,
- * relative to SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT); else a Kubernetes Indexed Job
- * pod (JOB_COMPLETION_INDEX of --shards or SPARSEBENCH_SHARDS); else null (the whole grid).
+ * The shard this process runs: --shard i/n; else a scheduler's 0-based task index (a SLURM array
+ * task's SLURM_ARRAY_TASK_ID, a Kubernetes Indexed Job pod's JOB_COMPLETION_INDEX) plus one, of
+ * the shard count given by --shards or SPARSEBENCH_SHARDS; else null (the whole grid). The count
+ * is never taken from the scheduler: SLURM_ARRAY_TASK_COUNT counts the tasks actually submitted,
+ * so a partial resubmit (--array=0,2 of 3) would cut the grid differently.
  */
 export function resolveShard(o: { shard?: string; shards?: number }, env: NodeJS.ProcessEnv = process.env): Shard | null {
   if (o.shard !== undefined) return parseShard(o.shard);
-  const slurmId = envInt(env, 'SLURM_ARRAY_TASK_ID');
-  if (slurmId !== undefined) {
-    const min = envInt(env, 'SLURM_ARRAY_TASK_MIN') ?? 0;
-    const max = envInt(env, 'SLURM_ARRAY_TASK_MAX');
-    const count = envInt(env, 'SLURM_ARRAY_TASK_COUNT') ?? (max !== undefined ? max - min + 1 : undefined);
-    if (count === undefined) throw new UserError('SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --shard i/n');
-    return parseShard(`${slurmId - min + 1}/${count}`, `SLURM array task ${slurmId} (min ${min}, count ${count}):`);
+  const count = o.shards ?? envInt(env, 'SPARSEBENCH_SHARDS');
+  for (const name of ['SLURM_ARRAY_TASK_ID', 'JOB_COMPLETION_INDEX']) {
+    const index = envInt(env, name);
+    if (index === undefined) continue;
+    if (count === undefined) throw new UserError(`${name}=${index} is set but the shard count is not: pass --shards N (the number of array tasks or completions the job was made for) or --shard i/n`);
+    return parseShard(`${index + 1}/${count}`, `${name}=${index} of ${count} shards:`);
   }
-  const k8sIndex = envInt(env, 'JOB_COMPLETION_INDEX');
-  if (k8sIndex !== undefined) {
-    const count = o.shards ?? envInt(env, 'SPARSEBENCH_SHARDS');
-    if (count === undefined) throw new UserError(`JOB_COMPLETION_INDEX=${k8sIndex} is set but the shard count is not: set SPARSEBENCH_SHARDS (the Job's completions) or pass --shards`);
-    return parseShard(`${k8sIndex + 1}/${count}`, `Kubernetes JOB_COMPLETION_INDEX=${k8sIndex} of ${count}:`);
-  }
-  if (o.shards !== undefined) throw new UserError('--shards needs JOB_COMPLETION_INDEX (Kubernetes Indexed Job); elsewhere use --shard i/n');
+  if (o.shards !== undefined) throw new UserError('--shards needs SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (a job array or an Indexed Job); elsewhere use --shard i/n');
   return null;
 }
 

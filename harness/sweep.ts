@@ -1,15 +1,16 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Sweep } from './config.js';
-import { defaultLockOptions, type LockOptions } from './lock.js';
+import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
 import { collectResults, RunFolder } from './store.js';
-import { isFinished, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
+import { isFinished, limitKernelThreads, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
 
 export interface SweepOptions {
   out: string;
@@ -21,6 +22,8 @@ export interface SweepOptions {
   jobs?: number;
   shard?: Shard | null;
   retryFailed?: boolean;
+  /** wait for runs locked by live workers elsewhere instead of leaving them */
+  wait?: boolean;
   lock?: LockOptions;
   checkpointSeconds?: number;
   /** live display: a TTY stream to redraw on (default: none, plain lines) */
@@ -41,10 +44,10 @@ export interface SweepOutcome {
   interrupted: number;
   /** runs whose lock another worker took over */
   lost: number;
-  /** runs left to other live workers */
-  busy: number;
   /** the signal that stopped the sweep, if one did */
   signal: NodeJS.Signals | null;
+  /** a second signal stopped the workers at once (their runs resume from their last checkpoint) */
+  stoppedAtOnce: boolean;
   /** worker processes that died without reporting */
   crashed: number;
 }
@@ -56,6 +59,22 @@ function label(spec: RunSpec, id: string): string {
 
 function epochsOf(spec: RunSpec): number {
   return spec.smoke ? Math.min(2, spec.training.epochs) : spec.training.epochs;
+}
+
+/**
+ * A signal at least this long after the first stops at once; closer ones are the same stop: a
+ * signal to the process group reaches every process of the sweep, and schedulers may send one twice.
+ */
+const repeatSignalMs = 2000;
+
+/**
+ * The environment of a worker process: its thread count (OMP_NUM_THREADS, which the sparse
+ * kernels follow, and TensorFlow's pools) is the cores shared out among the workers, at least
+ * one, unless OMP_NUM_THREADS is set already (a cluster script sets it to one per CPU).
+ */
+function workerEnv(jobs: number): NodeJS.ProcessEnv {
+  const threads = process.env.OMP_NUM_THREADS || String(Math.max(1, Math.floor(os.availableParallelism() / jobs)));
+  return { TF_NUM_INTRAOP_THREADS: threads, TF_NUM_INTEROP_THREADS: '1', ...process.env, OMP_NUM_THREADS: threads };
 }
 
 const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -74,7 +93,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   const failedKept = results.filter((r) => r?.status === 'failed').length;
   const outcome: SweepOutcome = {
     total: specs.length, skipped: specs.length - todo.length, done: 0, diverged: 0, failed: 0,
-    interrupted: 0, lost: 0, busy: 0, signal: null, crashed: 0,
+    interrupted: 0, lost: 0, signal: null, stoppedAtOnce: false, crashed: 0,
   };
   if (outcome.skipped) {
     const failedNote = !retry.retryFailed && failedKept ? ` (${failedKept} failed; --retry-failed reruns them)` : '';
@@ -88,39 +107,44 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     write: o.tty ? o.tty.write : (s) => o.log(s.replace(/\n$/, '')),
     columns: o.tty?.columns,
   });
-  // runs held by workers of other invocations (a sibling worker of ours holding one is no news)
-  const busy = new Set<string>();
-  const handled = new Set<string>();
+  /** the run each worker trains now */
+  const runsInWorkers = new Map<number, string>();
   const host = os.hostname();
   const tally = (worker: number, e: Parameters<Progress['event']>[1]) => {
-    if (e.type === 'busy') {
-      if (e.host === host && children.some((c) => c.pid === e.pid)) return;
-      if (!handled.has(e.id)) busy.add(e.id);
-    }
-    if (e.type === 'start' || e.type === 'end') { handled.add(e.id); busy.delete(e.id); }
+    // a run held by a sibling worker of ours is no news
+    if (e.type === 'busy' && e.host === host && children.some((c) => c.pid === e.pid)) return;
+    if (e.type === 'start') runsInWorkers.set(worker, e.id);
+    if (e.type === 'end') runsInWorkers.delete(worker);
     progress.event(worker, e);
   };
 
   let stopping: NodeJS.Signals | null = null;
+  let stoppingAt = 0;
   let children: ChildProcess[] = [];
-  const onSignal = (sig: NodeJS.Signals) => {
+  const onSignal = (sig: NodeJS.Signals, from: 'self' | 'worker') => {
     if (stopping) {
-      // a second signal: stop now; locks of killed workers go stale, checkpoints stay intact
-      for (const c of children) c.kill('SIGKILL');
-      process.stderr.write(`sparsebench: ${sig} again: stopped at once; the last checkpoints stay, run again to resume\n`);
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      // the same stop delivered again (to the group, by the scheduler twice) is no news; a signal
+      // of our own well after the first means: kill the workers now (their locks are released
+      // once they are gone, below). With no workers this process trains the run, and it can only
+      // see a signal between two steps, where it checkpoints and stops anyway.
+      if (from === 'self' && children.length && !outcome.stoppedAtOnce && Date.now() - stoppingAt >= repeatSignalMs) {
+        outcome.stoppedAtOnce = true;
+        for (const c of children) c.kill('SIGKILL');
+      }
+      return;
     }
     stopping = sig;
-    progress.log(`${sig}: finishing the current step of each run, then checkpointing (${sig} again to stop at once)`);
+    stoppingAt = Date.now();
+    progress.log(`${sig}${from === 'worker' ? ' to a worker' : ''}: finishing the current step of each run, then checkpointing (a signal ${repeatSignalMs / 1000} s or more after this one stops at once)`);
     for (const c of children) {
       if (c.connected) c.send({ type: 'stop' } satisfies ToWorker);
     }
   };
-  const handlers = { SIGINT: () => onSignal('SIGINT'), SIGTERM: () => onSignal('SIGTERM') };
+  const handlers = { SIGINT: () => onSignal('SIGINT', 'self'), SIGTERM: () => onSignal('SIGTERM', 'self') };
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
 
   const options: Omit<WorkOptions, 'stop' | 'emit'> = {
-    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry,
+    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait,
     lock: o.lock ?? defaultLockOptions, checkpointSeconds: o.checkpointSeconds,
   };
   const add = (counts: Record<RunOutcome, number>) => {
@@ -130,9 +154,10 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     if (todo.length === 0) {
       // nothing to do
     } else if (jobs === 1) {
+      limitKernelThreads();
       add(await workLoop(todo, { ...options, stop: () => stopping !== null, emit: (e) => tally(1, e) }));
     } else {
-      children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced' }));
+      children = Array.from({ length: jobs }, () => fork(workerModule, [], { silent: true, serialization: 'advanced', env: workerEnv(jobs) }));
       await Promise.all(children.map((child, i) => new Promise<void>((resolve) => {
         let reported = false;
         for (const stream of [child.stdout, child.stderr]) {
@@ -141,6 +166,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
         child.on('message', (m: FromWorker) => {
           if (m.type === 'event') tally(i + 1, m.e);
           else if (m.type === 'exit') { reported = true; add(m.counts); }
+          else if (m.type === 'signal' && o.handleSignals) onSignal(m.signal, 'worker');
         });
         child.on('exit', (code, signal) => {
           if (!reported && !stopping) {
@@ -152,12 +178,13 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
         child.send({ type: 'init', specs: todo, options } satisfies ToWorker);
         if (stopping) child.send({ type: 'stop' } satisfies ToWorker);
       })));
+      // workers killed by a stop at once left the locks of their runs: every one is gone now
+      if (outcome.stoppedAtOnce) for (const id of runsInWorkers.values()) tryLock(path.join(o.out, id, 'lock'), options.lock).lock?.release();
     }
   } finally {
     if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
     progress.close();
   }
-  outcome.busy = busy.size;
   outcome.signal = stopping;
   collectResults(o.out);
   return outcome;

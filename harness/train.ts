@@ -363,7 +363,9 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
     lastCheckpoint = performance.now();
   };
 
-  for (let epoch = firstEpoch; epoch <= epochs && step < totalSteps && diverged === undefined; epoch++) {
+  // an epoch stopped after its last step (the run's last, even) still owes its evaluation
+  const owesEvaluation = (epoch: number) => epoch === firstEpoch && !!resume?.partial;
+  for (let epoch = firstEpoch; epoch <= epochs && (step < totalSteps || owesEvaluation(epoch)) && diverged === undefined; epoch++) {
     let lossSum = 0;
     let correct = 0;
     let seen = 0;

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { defaultLockOptions, LockLost, tryLock, type Lock, type LockOptions } from './lock.js';
 import type { WorkerEvent } from './progress.js';
+import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';
 import { provenance } from './provenance.js';
 import type { RunSpec } from './spec.js';
 import { collectResults, RunFolder, type RunResult } from './store.js';
@@ -19,6 +20,8 @@ export interface WorkOptions {
   lock: LockOptions;
   /** checkpoint inside long epochs after this many seconds (default 600) */
   checkpointSeconds?: number;
+  /** runs locked by live workers elsewhere: wait until they are finished (or their lock goes stale) instead of leaving them */
+  wait?: boolean;
   /** polled often: true asks the worker to checkpoint its run and return */
   stop: () => boolean;
   emit: (e: WorkerEvent) => void;
@@ -29,6 +32,11 @@ const stepDelayMs = Number(process.env.SPARSEBENCH_STEP_DELAY_MS) || 0;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export type RunOutcome = 'done' | 'diverged' | 'failed' | 'interrupted' | 'lost';
+
+/** Sleeps `ms`, or less once `stop` says so. */
+async function pause(ms: number, stop: () => boolean): Promise<void> {
+  for (const until = Date.now() + ms; Date.now() < until && !stop();) await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
+}
 
 /** Whether a run folder's result means the run needs nothing more. */
 export function isFinished(r: RunResult | null, o: Pick<WorkOptions, 'retryFailed' | 'startedAt'>): boolean {
@@ -108,14 +116,19 @@ export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, 
 /**
  * Works through `specs` in order: each run that is not finished and whose lock it gets, it
  * trains (resuming from a checkpoint) and then refreshes results.csv. Runs locked by live
- * workers are left to them. Passes repeat while they find work (a lock may go stale meanwhile).
+ * workers are left to them, or with `wait` waited for. Passes repeat while they find work (a lock
+ * may go stale meanwhile), and with `wait` until no run is left unfinished.
  */
 export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record<RunOutcome, number>> {
   const counts: Record<RunOutcome, number> = { done: 0, diverged: 0, failed: 0, interrupted: 0, lost: 0 };
   const busyReported = new Set<string>();
+  const pollMs = Math.max(100, Math.min(5000, o.lock.staleMs / 10));
   let claimed = true;
-  while (claimed && !o.stop()) {
+  let held = false;
+  while ((claimed || (o.wait && held)) && !o.stop()) {
+    if (!claimed) await pause(pollMs, o.stop);
     claimed = false;
+    held = false;
     for (const spec of specs) {
       // let signals and messages (a stop request) in before claiming another run
       await new Promise((r) => setImmediate(r));
@@ -126,6 +139,7 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
       mkdirSync(folder.dir, { recursive: true });
       const attempt = tryLock(folder.lockFile, o.lock);
       if (!attempt.lock) {
+        held = true;
         if (!busyReported.has(folder.id)) {
           busyReported.add(folder.id);
           const h = attempt.holder?.info;
@@ -154,28 +168,42 @@ export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record
   return counts;
 }
 
+/** The sparse kernels use no more threads than OMP_NUM_THREADS says (a worker's share of the cores, see runSweep). */
+export function limitKernelThreads(): void {
+  const threads = Number(process.env.OMP_NUM_THREADS);
+  if (Number.isInteger(threads) && threads >= 1 && threads < kernelInfo().threads) setThreads(threads);
+}
+
 /** Messages between a sweep and its worker processes. */
 export type ToWorker = { type: 'init'; specs: RunSpec[]; options: Omit<WorkOptions, 'stop' | 'emit'> } | { type: 'stop' };
-export type FromWorker = { type: 'event'; e: WorkerEvent } | { type: 'exit'; counts: Record<RunOutcome, number> };
+export type FromWorker =
+  | { type: 'event'; e: WorkerEvent }
+  | { type: 'exit'; counts: Record<RunOutcome, number> }
+  /** this worker got a signal of its own (kill of one worker, or one delivery of a signal to the process group) */
+  | { type: 'signal'; signal: 'SIGINT' | 'SIGTERM' };
 
 /** Entry of a worker process (forked by runSweep with an IPC channel). */
 async function childMain(): Promise<void> {
+  // Every stop request (the sweep's stop message, a signal of its own, the sweep process gone)
+  // means the same: checkpoint the run after its current step and leave. A worker never exits at
+  // once on a signal: a signal to the process group reaches it next to the sweep's stop message,
+  // in either order; stopping at once is the sweep process's call (it kills its workers).
   let stopping = false;
-  const stop = (hard: number) => {
-    if (stopping) process.exit(hard);
-    stopping = true;
-  };
   // output goes to the sweep process through pipes; once it is gone, writes fail with EPIPE: ignore them
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => { /* sweep process gone */ });
-  process.on('SIGINT', () => stop(130));
-  process.on('SIGTERM', () => stop(143));
-  // the sweep process is gone (killed): checkpoint and leave
-  process.on('disconnect', () => { stopping = true; });
   const send = (m: FromWorker) => {
     if (!process.connected) return;
     // with a callback, a failed send (the sweep process died meanwhile) is reported there, not thrown
     try { process.send!(m, undefined, undefined, () => { /* parent gone */ }); } catch { /* parent gone */ }
   };
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // the sweep stops every worker, as if it had got the signal itself
+    if (!stopping) send({ type: 'signal', signal });
+    stopping = true;
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('disconnect', () => { stopping = true; });
   const init = await new Promise<Extract<ToWorker, { type: 'init' }>>((resolve) => {
     process.on('message', (m: ToWorker) => {
       if (m.type === 'init') resolve(m);
@@ -184,6 +212,7 @@ async function childMain(): Promise<void> {
   });
   const { selectBackend } = await import('./backend.js');
   await selectBackend(init.options.backend as 'cpu');
+  limitKernelThreads();
   const counts = await workLoop(init.specs, {
     ...init.options,
     lock: init.options.lock ?? defaultLockOptions,

@@ -65,9 +65,25 @@ async function sameAsUninterrupted(config: Record<string, unknown>, stops: [numb
 }
 
 // smallTask: 512 samples / batch 32 = 16 steps an epoch; stops inside an epoch, exactly at its end
-// (before its evaluation), in a later epoch, and resumes from an epoch-end checkpoint
-test('static: stop and resume (mid-epoch, at an epoch end, later, from an epoch-end checkpoint) equals the uninterrupted run', async () => {
-  await sameAsUninterrupted({ ...smallTask, method: 'static', sparsity: { target: 0.8 }, training: { ...smallTask.training, epochs: 3 } }, [[5, 'stop'], [16, 'stop'], [37, 'stop'], [44, 'epoch']]);
+// (before its evaluation), in a later epoch, resumes from an epoch-end checkpoint, and stops after
+// the run's very last step (before the last evaluation)
+test('static: stop and resume (mid-epoch, at an epoch end, later, from an epoch-end checkpoint, after the last step) equals the uninterrupted run', async () => {
+  await sameAsUninterrupted({ ...smallTask, method: 'static', sparsity: { target: 0.8 }, training: { ...smallTask.training, epochs: 3 } }, [[5, 'stop'], [16, 'stop'], [37, 'stop'], [44, 'epoch'], [48, 'stop']]);
+});
+
+test('a run whose steps end inside an epoch (training.maxSteps), stopped after its last step, resumes to its last evaluation', async () => {
+  const spec = specOf({ ...smallTask, method: 'static', sparsity: { target: 0.8 }, training: { ...smallTask.training, maxSteps: 20 } });
+  const whole = await trainRun(spec, {});
+  let step = 0;
+  let state: TrainState | null = null;
+  await assert.rejects(trainRun(spec, {}, { onStep: (s) => { step = s; } }, {
+    onCheckpoint: (c) => { state = c; }, shouldStop: () => step >= whole.steps,
+  }), RunInterrupted);
+  assert.equal(state!.step, whole.steps);
+  const metrics: EpochMetrics[] = [];
+  const rest = await trainRun(spec, {}, { onEpoch: (m) => metrics.push(m) }, { resume: state });
+  assert.deepEqual(stripSummary(rest), stripSummary(whole));
+  assert.equal(state!.metrics.length + metrics.length, whole.epochs);
 });
 
 test('set (prune-grow updates, probe batches) resumes exactly', async () => {

@@ -100,10 +100,10 @@ test('SIGTERM: each worker finishes its step, checkpoints, exits non-zero with o
   assertComplete(out);
 });
 
-test('two invocations at once on one folder: each run trained once, no duplicate rows', async () => {
+test('two invocations at once on one folder: each run trained once, no duplicate rows; with --wait both exit 0 once the grid is complete', async () => {
   const out = path.join(dir, 'twice');
-  const a = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
-  const b = startCli(['run', config, '--out', out, '--jobs', '1', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
+  const a = startCli(['run', config, '--out', out, '--jobs', '1', '--wait', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
+  const b = startCli(['run', config, '--out', out, '--jobs', '1', '--wait', ...common], { SPARSEBENCH_STEP_DELAY_MS: '40' });
   const [ea, eb] = await Promise.all([a.exit, b.exit]);
   assert.equal(ea.code, 0, a.stderr());
   assert.equal(eb.code, 0, b.stderr());

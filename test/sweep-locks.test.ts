@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,7 +9,7 @@ import { LockLost, processStart, readLock, tryLock } from '../harness/lock.js';
 import { root } from './helpers.js';
 import { sweepFromConfig } from '../harness/config.js';
 import { runId } from '../harness/spec.js';
-import { csvRows, gridConfig, runCliAsync, runDirs, tmpDir, waitFor } from './sweep-util.js';
+import { csvRows, gridConfig, runCliAsync, runDirs, sleep, startCli, tmpDir, waitFor } from './sweep-util.js';
 
 const fast = { staleMs: 60_000, heartbeatMs: 0 };
 
@@ -136,15 +136,42 @@ test('run takes over stale run locks, leaves a live one to its holder, and statu
   plant(path.join(out, ids[1], 'lock'), { host: 'node17', pid: 4242 }, 3600);
   plant(path.join(out, ids[2], 'lock'), { host: 'node17', pid: 4243 });
   const r = await runCliAsync(['run', config, '--smoke', '--out', out, '--backend', 'wasm', '--jobs', '1']);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 3, 'a run left to a live worker elsewhere: the grid is not complete');
+  assert.equal(r.stderr, 'sparsebench: 1 of 4 runs not done: 1 locked by live workers elsewhere (--wait waits for them)\n');
   assert.match(r.stdout, new RegExp(`\\[${ids[0]}\\] started \\(took over a stale lock: .* is gone\\)`));
   assert.match(r.stdout, new RegExp(`\\[${ids[1]}\\] started \\(took over a stale lock: node17 pid 4242: no heartbeat`));
   assert.doesNotMatch(r.stdout, new RegExp(`\\[${ids[2]}\\] started`));
-  assert.match(r.stdout, /3 done, 0 diverged, 0 failed, 0 skipped, 1 left to other workers/);
+  assert.match(r.stdout, /finished: 3 done, 0 diverged, 0 failed, 0 skipped;/);
   assert.deepEqual(csvRows(out).map((row) => row.run_id).sort(), [ids[0], ids[1], ids[3]].sort());
   assert.deepEqual(runDirs(out), [...ids].sort());
   const s = await runCliAsync(['status', out, '--config', config]);
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /4 runs \(4 in .*\): 3 done, 1 running, 0 failed, 0 diverged, 0 pending/);
   assert.match(s.stdout, new RegExp(`${ids[2]}\\s+running .*node17 pid 4243`));
+});
+
+test('--wait: a run locked by a live worker elsewhere is waited for, then run once its lock is gone; exit 0', async () => {
+  const dir = tmpDir('lock-wait');
+  const config = gridConfig(dir, 2);
+  const out = path.join(dir, 'out');
+  const ids = sweepFromConfig(JSON.parse(readFileSync(config, 'utf8')), config, true).specs.map(runId);
+  const held = path.join(out, ids[0], 'lock');
+  // a live holder on another host: its heartbeat keeps the lock fresh until it lets go
+  plant(held, { host: 'node17', pid: 4243 });
+  const heartbeat = setInterval(() => { const t = new Date(); utimesSync(held, t, t); }, 200);
+  const p = startCli(['run', config, '--smoke', '--out', out, '--backend', 'wasm', '--jobs', '1', '--wait', '--lock-timeout', '5']);
+  try {
+    await waitFor('the free run done', () => existsSync(path.join(out, ids[1], 'result.json')));
+    await sleep(1500);
+    assert.equal(existsSync(path.join(out, ids[0], 'result.json')), false, 'the held run is left to its holder meanwhile');
+    assert.equal(p.child.exitCode, null, 'still waiting');
+  } finally {
+    clearInterval(heartbeat);
+    unlinkSync(held);
+  }
+  const { code } = await p.exit;
+  assert.equal(code, 0, p.stderr());
+  assert.equal(p.stderr(), '');
+  assert.match(p.stdout(), new RegExp(`\\[${ids[0]}\\] started\\n`));
+  assert.deepEqual(csvRows(out).map((row) => row.run_id).sort(), [...ids].sort());
 });

@@ -32,15 +32,20 @@ export interface Proc {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts the CLI in its own process group (so a test can kill the sweep with all its workers). */
-export function startCli(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a command in its own process group (so a test can signal it with all its children). */
+export function startCommand(command: string, args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { err += d; });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   return { child, stdout: () => out, stderr: () => err, exit };
+}
+
+/** Starts the CLI in its own process group (so a test can kill the sweep with all its workers). */
+export function startCli(args: string[], env: Record<string, string> = {}): Proc {
+  return startCommand(process.execPath, [cli, ...args], env);
 }
 
 export async function runCliAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {

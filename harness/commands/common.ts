@@ -1,5 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { backendChoices, type BackendChoice } from '../backend.js';
+import { UserError } from '../errors.js';
 
 export const log = (line: string): void => { process.stdout.write(line + '\n'); };
 
@@ -10,6 +11,47 @@ export const backendOption = {
     describe: 'tfjs backend: auto = tensorflow if installed, else the fastest with every kernel the model needs',
   },
 };
+
+/**
+ * The options of `run` that say what a sweep runs and how it treats its runs: `run` takes them,
+ * and `slurm` takes the same and writes them into the script's `run` line (sweepArguments), so a
+ * generated script can do everything `run` can.
+ */
+export const sweepOptions = {
+  smoke: { type: 'boolean', default: false, describe: 'every grid cell for a few steps on a small slice of the data' },
+  set: { type: 'string', array: true, default: [] as string[], describe: 'override a field: path=value (JSON or string)' },
+  'data-dir': { type: 'string', describe: 'folder holding dataset files (CIFAR binaries); required by configs with such datasets' },
+  ...backendOption,
+  'retry-failed': { type: 'boolean', default: false, describe: 'rerun runs that failed (an exception); diverged runs are results and are kept' },
+  'fail-on-diverged': { type: 'boolean', default: false, describe: 'exit 1 when a run of the grid diverged (by default a diverged run is a finished result)' },
+  wait: { type: 'boolean', default: false, describe: 'wait for runs locked by live workers elsewhere to finish (or their lock to go stale) instead of leaving them' },
+  'lock-timeout': { type: 'number', default: 300, describe: 'seconds without heartbeat after which a run lock held on another host is stale' },
+  'checkpoint-minutes': { type: 'number', default: 10, describe: 'also checkpoint inside an epoch this often (checkpoints are taken at every epoch end)' },
+} as const;
+
+type SweepArgs = {
+  smoke: boolean; set: string[]; 'data-dir'?: string; backend: BackendChoice; 'retry-failed': boolean;
+  'fail-on-diverged': boolean; wait: boolean; 'lock-timeout': number; 'checkpoint-minutes': number;
+};
+
+/** One line naming the flag for sweep option values that yargs cannot check. */
+export function checkSweepOptions(a: SweepArgs): void {
+  if (!(a['lock-timeout'] > 0)) throw new UserError(`--lock-timeout ${a['lock-timeout']}: expected a positive number of seconds`);
+  if (!(a['checkpoint-minutes'] >= 0)) throw new UserError(`--checkpoint-minutes ${a['checkpoint-minutes']}: expected a number >= 0`);
+}
+
+/** The `run` arguments that give a run the same sweep options as `a`: every value other than its default. */
+export function sweepArguments(a: SweepArgs): string[] {
+  const args: string[] = [];
+  for (const [name, spec] of Object.entries(sweepOptions)) {
+    const value = a[name as keyof SweepArgs];
+    if (value === undefined || JSON.stringify(value) === JSON.stringify((spec as { default?: unknown }).default)) continue;
+    if (Array.isArray(value)) args.push(...value.flatMap((v) => [`--${name}`, String(v)]));
+    else if (typeof value === 'boolean') args.push(`--${name}`); // the boolean options default to false
+    else args.push(`--${name}`, String(value));
+  }
+  return args;
+}
 
 /** A yargs command whose handler's arguments are typed by its builder. */
 export function defineCommand<T>(c: {

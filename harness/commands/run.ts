@@ -5,28 +5,52 @@ import { models } from '../../models/index.js';
 import { selectBackend } from '../backend.js';
 import { loadSweep } from '../config.js';
 import { UserError } from '../errors.js';
-import { resolveShard } from '../shard.js';
+import { checkDataFiles } from '../data/index.js';
+import { resolveShard, shardSpecs } from '../shard.js';
+import { runId } from '../spec.js';
 import { runSweep } from '../sweep.js';
-import { backendOption, log, defineCommand } from './common.js';
+import { checkSweepOptions, defineCommand, log, sweepOptions } from './common.js';
+import { sweepStatus, type StatusRow } from './status.js';
 
 function builder(y: Argv) {
   return y
     .positional('config', { type: 'string', demandOption: true, describe: 'config JSON file' })
     .option('out', { type: 'string', describe: 'output folder (default runs/<config name>, or runs/<name>-smoke with --smoke)' })
-    .option('smoke', { type: 'boolean', default: false, describe: 'every grid cell for a few steps on a small slice of the data' })
-    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a field: path=value (JSON or string)' })
-    .option('data-dir', { type: 'string', describe: 'folder holding dataset files (CIFAR binaries)' })
     .option('jobs', { alias: 'j', type: 'number', default: os.availableParallelism(), defaultDescription: 'number of cores', describe: 'worker processes (1: in this process)' })
-    .option('shard', { type: 'string', describe: 'run only slice i of n of the grid (i/n, 1-based; default from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX)' })
-    .option('shards', { type: 'number', describe: 'shard count for a Kubernetes Indexed Job (JOB_COMPLETION_INDEX; or env SPARSEBENCH_SHARDS)' })
-    .option('retry-failed', { type: 'boolean', default: false, describe: 'rerun runs that failed (an exception); diverged runs are results and are kept' })
-    .option('lock-timeout', { type: 'number', default: 300, describe: 'seconds without heartbeat after which a run lock held on another host is stale' })
-    .option('checkpoint-minutes', { type: 'number', default: 10, describe: 'also checkpoint inside an epoch this often (checkpoints are taken at every epoch end)' })
-    .options(backendOption)
+    .option('shard', { type: 'string', describe: 'run only slice i of n of the grid (i/n, 1-based; default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, plus 1, of --shards)' })
+    .option('shards', { type: 'number', describe: 'shard count of a SLURM job array or Kubernetes Indexed Job whose task index picks the shard (or env SPARSEBENCH_SHARDS)' })
+    .options(sweepOptions)
     .example('$0 run configs/quickstart.json', 'the quickstart sweep on MNIST')
     .example('$0 run configs/quickstart.json --smoke', 'check every cell in seconds')
     .example('$0 run configs/quickstart.json --set training.epochs=5 --set grid.seed=[0,1]', 'override fields')
     .example('$0 run configs/quickstart.json --jobs 4 --shard 2/3', 'the second third of the grid, 4 runs at a time');
+}
+
+/**
+ * Exit status of a sweep that was not interrupted, from what its run folders hold afterwards: 0
+ * when every run of the grid (shard) is done or diverged; 1 when one failed (in this invocation or
+ * an earlier one), diverged under --fail-on-diverged, or a worker process crashed; 3 when none of
+ * that but runs are unfinished (locked by live workers elsewhere, or left resumable). With a line
+ * saying which and how many.
+ */
+function sweepExit(rows: StatusRow[], o: { crashed: number; retryFailed: boolean; failOnDiverged: boolean; where: string }): { code: number; line: string | null } {
+  const count = (s: StatusRow['status']) => rows.filter((r) => r.status === s).length;
+  const failed = count('failed');
+  const diverged = o.failOnDiverged ? count('diverged') : 0;
+  const running = count('running');
+  const pending = count('pending');
+  const parts = [
+    ...(failed ? [`${failed} failed (${o.retryFailed ? 'their errors: sparsebench status' : '--retry-failed reruns them'})`] : []),
+    ...(diverged ? [`${diverged} diverged (--fail-on-diverged)`] : []),
+    ...(running ? [`${running} locked by live workers elsewhere (--wait waits for them)`] : []),
+    ...(pending ? [`${pending} unfinished (run again to resume)`] : []),
+  ];
+  const crashed = o.crashed ? `${o.crashed} worker process(es) crashed` : '';
+  const code = failed || diverged || o.crashed ? 1 : running || pending ? 3 : 0;
+  if (code === 0) return { code, line: null };
+  const notDone = failed + diverged + running + pending;
+  const runs = notDone ? `${notDone} of ${rows.length} runs${o.where} not done: ${parts.join(', ')}` : '';
+  return { code, line: `sparsebench: ${[runs, crashed].filter(Boolean).join('; ')}` };
 }
 
 export const runCommand = defineCommand({
@@ -37,9 +61,9 @@ export const runCommand = defineCommand({
     const sweep = loadSweep(a.config, { sets: a.set, smoke: a.smoke });
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new UserError(`--jobs ${a.jobs}: expected a positive integer`);
     if (a.shards !== undefined && (!Number.isInteger(a.shards) || a.shards < 1)) throw new UserError(`--shards ${a.shards}: expected a positive integer`);
-    if (!(a['lock-timeout'] > 0)) throw new UserError(`--lock-timeout ${a['lock-timeout']}: expected a positive number of seconds`);
-    if (!(a['checkpoint-minutes'] >= 0)) throw new UserError(`--checkpoint-minutes ${a['checkpoint-minutes']}: expected a number >= 0`);
+    checkSweepOptions(a);
     const shard = resolveShard({ shard: a.shard, shards: a.shards });
+    checkDataFiles(sweep.specs.map((s) => s.dataset.name), a['data-dir']);
     const out = a.out ?? path.join('runs', a.smoke ? `${sweep.name}-smoke` : sweep.name);
     const kernels = [...new Set(sweep.specs.flatMap((s) => models[s.model.name].kernels))];
     const backend = await selectBackend(a.backend, kernels);
@@ -51,19 +75,27 @@ export const runCommand = defineCommand({
       jobs: a.jobs,
       shard,
       retryFailed: a['retry-failed'],
+      wait: a.wait,
       lock: { staleMs, heartbeatMs: Math.max(100, Math.min(15_000, staleMs / 5)) },
       checkpointSeconds: a['checkpoint-minutes'] * 60,
       tty: process.stdout.isTTY ? { write: (s) => { process.stdout.write(s); }, columns: () => process.stdout.columns || 100 } : null,
       handleSignals: true,
     });
     if (o.signal) {
-      process.stderr.write(`sparsebench: interrupted by ${o.signal}: ${o.interrupted} run(s) checkpointed, ${o.done + o.diverged + o.failed} finished; run the same command again to resume\n`);
+      process.stderr.write(o.stoppedAtOnce
+        ? `sparsebench: ${o.signal} again: stopped at once; the last checkpoints stay, run the same command again to resume\n`
+        : `sparsebench: interrupted by ${o.signal}: ${o.interrupted} run(s) checkpointed, ${o.done + o.diverged + o.failed} finished; run the same command again to resume\n`);
       process.exitCode = o.signal === 'SIGINT' ? 130 : 143;
       return;
     }
-    const others = o.busy ? `, ${o.busy} left to other workers` : '';
-    const lost = o.lost ? `, ${o.lost} lost to other workers` : '';
-    log(`finished: ${o.done} done, ${o.diverged} diverged, ${o.failed} failed, ${o.skipped} skipped${others}${lost}; results in ${path.join(out, 'results.csv')}`);
-    if (o.failed > 0 || o.crashed > 0) process.exitCode = 1;
+    log(`finished: ${o.done} done, ${o.diverged} diverged, ${o.failed} failed, ${o.skipped} skipped; results in ${path.join(out, 'results.csv')}`);
+    const ids = new Set(shardSpecs(sweep.specs, shard).map(runId));
+    const rows = sweepStatus(out, shardSpecs(sweep.specs, shard), staleMs).filter((r) => ids.has(r.id));
+    const exit = sweepExit(rows, {
+      crashed: o.crashed, retryFailed: a['retry-failed'], failOnDiverged: a['fail-on-diverged'],
+      where: shard ? ` of shard ${shard.index}/${shard.count}` : '',
+    });
+    if (exit.line) process.stderr.write(exit.line + '\n');
+    process.exitCode = exit.code;
   },
 });

@@ -219,6 +219,9 @@ function entry(layout: CifarLayout): DatasetEntry {
     load(options, ctx) {
       return loadCifar(layout, ctx.dataDir, options.augment === undefined ? true : Boolean(options.augment));
     },
+    checkFiles(dataDir) {
+      cifarDir(layout, dataDir);
+    },
   };
 }
 

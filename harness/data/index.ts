@@ -28,6 +28,8 @@ export interface DatasetEntry {
   /** input shape and class count without loading anything (config validation) */
   shape(options: Record<string, unknown>): { inputShape: number[]; classes: number };
   load(options: Record<string, unknown>, ctx: { dataDir?: string; seed: number }): Dataset;
+  /** datasets read from files: throws a UserError unless `dataDir` holds them (checked before a sweep starts) */
+  checkFiles?(dataDir: string | undefined): void;
 }
 
 /** The registry: the only list of datasets. */
@@ -85,6 +87,14 @@ export function resolveOptions(entry: DatasetEntry, options: Record<string, unkn
     out[key] = v;
   }
   return out;
+}
+
+/**
+ * Before a sweep: every dataset of its runs that is read from files finds them under `dataDir`,
+ * else one UserError (a sweep without --data-dir would otherwise mark every CIFAR run failed).
+ */
+export function checkDataFiles(datasetNames: string[], dataDir: string | undefined): void {
+  for (const name of new Set(datasetNames)) datasets[name]?.checkFiles?.(dataDir);
 }
 
 /** Floats per sample of a split (0 for an empty split). */
