@@ -282,19 +282,24 @@ export function trainableParams(layers: SparseLayer[], biasFree: Set<string>, ex
   return out.concat(extra);
 }
 
-/** Exact GELU (PyTorch nn.GELU default): 0.5 x (1 + erf(x / sqrt 2)), with a hand-written gradient. */
+/** Exact GELU (PyTorch nn.GELU default): 0.5 x (1 + erf(x / sqrt 2)), on our kernel, with a hand-written gradient. */
 export const gelu: (x: tf.Tensor) => tf.Tensor = customOp((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  // saved through tfjs (a copy): evaluation runs the forward pass alone, so a buffer of ours
+  // kept for a backward pass that never comes would leak
   save([x]);
   return {
-    value: tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-      const sx = saved[0];
-      const cdf = tf.mul(tf.add(tf.erf(tf.mul(sx, Math.SQRT1_2)), 1), 0.5);
-      const pdf = tf.mul(tf.exp(tf.mul(tf.mul(sx, sx), -0.5)), 1 / Math.sqrt(2 * Math.PI));
-      return [tf.mul(dy, tf.add(cdf, tf.mul(sx, pdf)))];
-    }),
+    value: tensorOf(K.geluOf(kernelCopy(x), x.size), x.shape),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tensorOf(K.geluOf(kernelCopy(saved[0]), x.size, readFloats(dy)), x.shape)],
   };
 });
+
+/** A tensor's floats copied into the kernels' memory (a scratch buffer, valid until the next such copy). */
+function kernelCopy(t: tf.Tensor): Float32Array {
+  const buf = (geluInput = fit(geluInput, t.size)).subarray(0, t.size);
+  buf.set(readFloats(t));
+  return buf;
+}
+let geluInput: Float32Array | null = null;
 
 /**
  * Batched op(a) · op(b) of rank-3 tensors on our kernel (tfjs-wasm's BatchMatMul ran the

@@ -50,6 +50,7 @@ interface KernelExports {
   bmm(a: number, b: number, c: number, M: number, K: number, N: number, transA: number, transB: number, i0: number, i1: number, scratch: number): void;
   lnForward(x: number, y: number, gamma: number, beta: number, mean: number, invstd: number, D: number, eps: number, m0: number, m1: number): void;
   lnBackward(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, partial: number, D: number, m0: number, m1: number): void;
+  gelu(x: number, dy: number, y: number, mode: number, i0: number, i1: number): void;
 }
 
 const PAGE = 65536;
@@ -59,7 +60,7 @@ const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
-  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17;
+  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -180,6 +181,7 @@ for (;;) {
         case ${OP_BMM}: k.bmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_LN_FORWARD}: k.lnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9]); break;
         case ${OP_LN_BACKWARD}: k.lnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
+        case ${OP_GELU}: k.gelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -453,6 +455,7 @@ class Engine {
       case OP_BMM: k.bmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_LN_FORWARD: k.lnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9]); break;
       case OP_LN_BACKWARD: k.lnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
+      case OP_GELU: k.gelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -897,6 +900,25 @@ export function layerNormBackward(dy: Float32Array, x: Float32Array, M: number, 
   const px = e.scratchOff('lnDx', 4 * M * D);
   const sums = reduceChannels(OP_LN_BACKWARD, M, D, 2, (out, m0, m1) => [pd, x.byteOffset, pg, pm, pi, px, out, D, m0, m1]);
   return { dx: e.f32(px, M * D), dgamma: Float32Array.from(sums.subarray(0, D)), dbeta: Float32Array.from(sums.subarray(D)) };
+}
+
+/**
+ * Exact GELU of x (n floats; x resident), or with dy its gradient dy · gelu'(x): a view of
+ * scratch, valid until the next kernel call.
+ */
+export function geluOf(x: Float32Array, n: number, dy?: Float32Array): Float32Array {
+  checkInt(n, 'gelu: n');
+  need(x, n, 'gelu: x');
+  const e = E();
+  if (!e.resident(x)) throw new Error('gelu: x must be an array of the kernels\' memory');
+  const pd = dy ? e.input('geluDy', dy, n) : 0;
+  const py = e.scratchOff('geluY', 4 * n);
+  const threads = e.fanout(n * 8, PAR_MIN_ELEMS);
+  const cuts = splitEven(0, n, threads > 1 ? threads * 2 : 1, 16);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([x.byteOffset, pd, py, dy ? 1 : 0, cuts[t], cuts[t + 1]]);
+  e.run(OP_GELU, chunks, threads);
+  return e.f32(py, n);
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */

@@ -998,3 +998,26 @@ export function lnBackward(dy: usize, x: usize, gamma: usize, mean: usize, invst
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exact GELU, 0.5·x·(1 + erf(x/√2)), elementwise over [i0, i1); erf as tfjs computes it
+// (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7).
+
+@inline function erf(v: f32): f32 {
+  const s: f32 = v < 0 ? -1 : 1;
+  const a = Mathf.abs(v);
+  const t: f32 = <f32>1 / (<f32>1 + <f32>0.3275911 * a);
+  const poly = ((((<f32>1.061405429 * t - <f32>1.453152027) * t + <f32>1.421413741) * t - <f32>0.284496736) * t + <f32>0.254829592) * t;
+  return s * (<f32>1 - poly * Mathf.exp(-a * a));
+}
+
+/** mode 0: y = gelu(x); mode 1: y = dy · gelu'(x) (dy at `dy`). */
+export function gelu(x: usize, dy: usize, y: usize, mode: i32, i0: i32, i1: i32): void {
+  for (let i = <usize>i0; i < <usize>i1; i++) {
+    const v = load<f32>(x + (i << 2));
+    const cdf = <f32>0.5 * (<f32>1 + erf(v * <f32>0.70710678118654752));
+    if (mode == 0) { store<f32>(y + (i << 2), v * cdf); continue; }
+    const pdf = Mathf.exp(<f32>-0.5 * v * v) * <f32>0.3989422804014327;
+    store<f32>(y + (i << 2), load<f32>(dy + (i << 2)) * (cdf + v * pdf));
+  }
+}
