@@ -1,4 +1,5 @@
-import yargs, { type Argv, type CommandModule } from 'yargs';
+import { createRequire } from 'node:module';
+import type { Argv, CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from './errors.js';
 import { packageVersion } from './provenance.js';
@@ -14,6 +15,12 @@ import { slurmCommand } from './commands/slurm.js';
 import { statusCommand } from './commands/status.js';
 import { validateCommand } from './commands/validate.js';
 
+/**
+ * yargs through its CommonJS build: that one wraps help text at word boundaries (wrap-ansi); the
+ * ES-module build cuts words at the column limit.
+ */
+const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
+
 /** Every CLI command; each lives in harness/commands/. */
 const commands = [runCommand, validateCommand, listCommand, infoCommand, collectCommand, statusCommand, slurmCommand, schemaCommand, benchCommand, reportCommand, dataCommand] as CommandModule<any, any>[];
 
@@ -26,14 +33,44 @@ export function buildCli(argv: string[]): Argv {
     .help()
     .alias('h', 'help')
     .version(packageVersion())
-    .wrap(Math.min(110, process.stdout.columns || 110))
+    .wrap(Math.min(110, helpColumns()))
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new UserError(msg);
+      // yargs' own parse errors (YError) and errors thrown by option coercions are the user's
+      if (err && !(err instanceof UserError) && err.name !== 'YError') throw err;
+      throw err instanceof UserError ? err : new UserError(oneLine(msg ?? err?.message ?? 'invalid arguments'));
     });
 }
 
+/** The terminal's width, else $COLUMNS, else 110. */
+function helpColumns(): number {
+  return process.stdout.columns || Number(process.env.COLUMNS) || 110;
+}
+
+/**
+ * A yargs message as one line: "Invalid values:\n  Argument: backend, Given: "gpu", Choices: ..."
+ * becomes '--backend "gpu": must be one of "auto", ...'; other multi-line messages are joined.
+ */
+export function oneLine(msg: string): string {
+  const choices = [...msg.matchAll(/Argument: (\S+), Given: (.*), Choices: (.*)/g)];
+  if (choices.length) return choices.map(([, arg, given, allowed]) => `--${arg} ${given}: must be one of ${allowed}`).join('; ');
+  return msg.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+}
+
+/**
+ * A reader that stops early (`sparsebench schema | head -1`) closes our stdout: the rest of the
+ * output has nowhere to go, which is not an error.
+ */
+function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+}
+
 export async function main(argv = hideBin(process.argv)): Promise<void> {
+  exitQuietlyOnClosedPipe();
   try {
     await buildCli(argv).parseAsync();
   } catch (e) {

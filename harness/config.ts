@@ -117,12 +117,12 @@ function describeError(errors: ErrorObject[], config: unknown): string {
 }
 
 /** Names in registry references are checked first, for a message better than a schema mismatch. */
-function checkNames(config: Record<string, unknown>): void {
+function checkNames(config: Record<string, unknown>, file: string): void {
   const check = (kind: keyof typeof registries, ref: unknown, where: string) => {
     const name = typeof ref === 'string' ? ref : ref && typeof ref === 'object' ? (ref as NamedOptions).name : undefined;
     if (typeof name !== 'string') return;
     if (!Object.prototype.hasOwnProperty.call(registries[kind], name)) {
-      throw new UserError(`${where}: unknown ${kind} "${name}" (known: ${Object.keys(registries[kind]).join(', ')})`);
+      throw new UserError(`${file}: ${where}: unknown ${kind} "${name}" (known: ${Object.keys(registries[kind]).join(', ')})`);
     }
   };
   for (const kind of Object.keys(registries) as (keyof typeof registries)[]) {
@@ -150,6 +150,7 @@ export function applySets(config: Record<string, any>, sets: string[]): void {
       config.grid = { ...(config.grid ?? {}), [keys.slice(1).join('.')]: value };
       continue;
     }
+    overrideGrid(config, keys.join('.'), s);
     let o = config;
     for (const k of keys.slice(0, -1)) {
       if (typeof o[k] === 'string') o[k] = { name: o[k] };
@@ -157,6 +158,23 @@ export function applySets(config: Record<string, any>, sets: string[]): void {
       o = o[k];
     }
     o[keys[keys.length - 1]] = value;
+  }
+}
+
+/**
+ * A --set of a field that the grid lists takes the grid's place: `--set method=gse` runs gse
+ * only (the grid's method list is dropped), as `--set grid.method=["gse"]` would. A field inside
+ * one that the grid replaces whole (`--set method.gamma=2` with a grid of methods) would be lost
+ * in every run, so it is refused.
+ */
+function overrideGrid(config: Record<string, any>, field: string, set: string): void {
+  const grid = config.grid as Record<string, unknown> | undefined;
+  for (const key of Object.keys(grid ?? {})) {
+    const target = aliases[key] ?? key;
+    if (target === field) delete grid![key];
+    else if (field.startsWith(`${target}.`)) {
+      throw new UserError(`--set ${set}: the grid's "${key}" list replaces ${target} in every run, so this would be lost; change the list instead (--set grid.${key}=[...])`);
+    }
   }
 }
 
@@ -213,13 +231,16 @@ export function readConfigFile(file: string): Record<string, any> {
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     throw new UserError(`${file}: cannot read config file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text);
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new SyntaxError('the top level must be an object');
-    return v;
+    v = JSON.parse(text);
   } catch (e) {
     throw new UserError(`${file}: invalid JSON: ${(e as Error).message}`);
   }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) {
+    throw new UserError(`${file}: a config is a JSON object ({ "dataset": …, "model": …, "method": … }), not ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`);
+  }
+  return v as Record<string, any>;
 }
 
 /** Reads, overrides, validates and expands a config into its runs (deduplicated by run id). */
@@ -230,7 +251,7 @@ export function loadSweep(file: string, opts: { sets?: string[]; smoke?: boolean
 }
 
 export function sweepFromConfig(config: Record<string, any>, file: string, smoke: boolean): Sweep {
-  checkNames(config);
+  checkNames(config, file);
   const errors = validate(config);
   if (errors.length) throw new UserError(`${file}: ${describeError(errors, config)}`);
   const name = config.name ?? path.basename(file).replace(/\.json$/i, '');
@@ -268,5 +289,7 @@ function checkFormat(spec: RunSpec, file: string): void {
 
 function checkTraining(spec: RunSpec, file: string): void {
   const late = spec.training.lrDrops.find((e) => e >= spec.training.epochs);
-  if (late !== undefined) throw new UserError(`${file}: /training/lrDrops: epoch ${late} is not before the last epoch (epochs ${spec.training.epochs})`);
+  if (late !== undefined) {
+    throw new UserError(`${file}: /training/lrDrops: epoch ${late} is not before the last epoch (epochs ${spec.training.epochs}); shorten the list too, e.g. --set training.lrDrops=[]`);
+  }
 }

@@ -22,7 +22,7 @@ export function optionSchema(spec: OptionSpec): Record<string, unknown> {
     if (spec[key] !== undefined) bounds[key] = spec[key];
   }
   const base = { description: `${spec.help} (default ${JSON.stringify(spec.default)})`, default: spec.default };
-  if (spec.type === 'integer[]') return { ...base, type: 'array', items: { type: 'integer', ...bounds }, minItems: 1 };
+  if (spec.type === 'integer[]') return { ...base, type: 'array', items: { type: 'integer', ...bounds } };
   if (spec.enum) return { ...base, type: spec.type, enum: spec.enum };
   return { ...base, type: spec.type, ...bounds };
 }

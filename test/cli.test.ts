@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from './helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { cli, root, runCli } from './helpers.js';
 
 const valid = { dataset: 'mnist', model: 'mlp', method: 'static', training: { epochs: 1 } };
 
@@ -96,4 +97,53 @@ test('a smoke sweep writes run folders and results.csv with the documented colum
   // a second invocation skips what is done
   const again = runCli(['run', file, '--smoke', '--out', out, '--backend', 'cpu']);
   assert.match(again.stdout, /2 of 2 runs already done/);
+});
+
+test('a top-level JSON array is called what it is, not invalid JSON', () => rejects('[1, 2]', /bad\.json: a config is a JSON object .*not an array/));
+test('an unknown method names the file', () => rejects({ ...valid, method: 'magic' }, /^sparsebench: \S*bad\.json: \/method: unknown method "magic"/));
+test('"lrDrops": [], the documented default, is accepted', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'c.json');
+  writeFileSync(file, JSON.stringify({ ...valid, training: { epochs: 1, lrDrops: [] } }));
+  const r = runCli(['validate', file]);
+  assert.equal(r.status, 0, r.stderr);
+});
+test('an lr drop after the last epoch says how to shorten the list', () => {
+  rejects({ ...valid, training: { epochs: 5, lrDrops: [10, 15] } }, /\/training\/lrDrops: epoch 10 is not before the last epoch \(epochs 5\); .*--set training\.lrDrops=/);
+});
+test('a bad choice names the option, what was given and the allowed values', () => {
+  rejects(valid, /^sparsebench: --backend "gpu": must be one of "auto", "tensorflow", "wasm", "cpu"$/, ['--backend', 'gpu']);
+  const r = runCli(['bench', 'scaling', '--format', 'dense']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^sparsebench: --format "dense": must be one of "csr", "masked"\n$/);
+});
+test('a non-numeric --jobs is reported as typed', () => {
+  rejects(valid, /^sparsebench: --jobs abc: expected a positive integer$/, ['--jobs', 'abc']);
+  rejects(valid, /^sparsebench: --jobs 0: expected a positive integer$/, ['--jobs', '0']);
+  rejects(valid, /^sparsebench: --checkpoint-minutes soon: expected a number >= 0$/, ['--checkpoint-minutes', 'soon']);
+});
+
+test('a reader that closes the pipe early (schema | head -1) ends the CLI quietly', async () => {
+  for (const args of [['schema'], ['list']]) {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the first write
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(stderr, '', `${args[0]}: nothing on stderr`);
+    assert.equal(code, 0, args[0]);
+  }
+});
+
+test('--help wraps at word boundaries on an 80-column terminal', () => {
+  for (const command of ['run', 'status', 'report', 'data fetch']) {
+    const args = [...command.split(' '), '--help'];
+    const wide = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, COLUMNS: '200' } }).stdout;
+    const narrow = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, COLUMNS: '80' } }).stdout;
+    const words = new Set(wide.split(/\s+/));
+    for (const line of narrow.split('\n')) {
+      assert.ok(line.length <= 80, `${command}: line longer than 80: ${line}`);
+      for (const w of line.split(/\s+/).filter(Boolean)) assert.ok(words.has(w), `${command}: "${w}" is a broken word in: ${line}`);
+    }
+  }
 });

@@ -62,3 +62,27 @@ export function defineCommand<T>(c: {
 }): CommandModule<any, any> {
   return c as unknown as CommandModule<any, any>;
 }
+
+/**
+ * A numeric option whose bad value is reported as typed ("--jobs abc: expected a positive
+ * integer"), not as NaN. Left untyped for yargs, so the parser keeps what is not a number as text.
+ */
+export function numberOption<D extends number | undefined>(flag: string, describe: string,
+  o: { default?: D; defaultDescription?: string; integer?: boolean; min?: number; positive?: boolean; alias?: string }) {
+  const what = `${o.positive ? 'a positive ' : 'a '}${o.integer ? 'integer' : 'number'}${o.min !== undefined ? ` >= ${o.min}` : ''}`;
+  return {
+    describe: `${describe} (${what})`,
+    requiresArg: true,
+    default: o.default as D,
+    ...(o.defaultDescription ? { defaultDescription: o.defaultDescription } : {}),
+    ...(o.alias ? { alias: o.alias } : {}),
+    coerce: (v: unknown): number | D => {
+      const given = Array.isArray(v) ? v[v.length - 1] : v;
+      if (given === undefined) return o.default as D;
+      const x = typeof given === 'number' ? given : typeof given === 'string' && given.trim() !== '' ? Number(given) : NaN;
+      const ok = Number.isFinite(x) && (!o.integer || Number.isInteger(x)) && (!o.positive || x > 0) && (o.min === undefined || x >= o.min);
+      if (!ok) throw new UserError(`--${flag} ${String(given)}: expected ${what}`);
+      return x;
+    },
+  } as const;
+}

@@ -9,16 +9,16 @@ import { checkDataFiles } from '../data/index.js';
 import { resolveShard, shardSpecs } from '../shard.js';
 import { runId } from '../spec.js';
 import { runSweep } from '../sweep.js';
-import { checkSweepOptions, defineCommand, log, sweepOptions } from './common.js';
+import { checkSweepOptions, defineCommand, log, numberOption, sweepOptions } from './common.js';
 import { sweepStatus, type StatusRow } from './status.js';
 
 function builder(y: Argv) {
   return y
     .positional('config', { type: 'string', demandOption: true, describe: 'config JSON file' })
     .option('out', { type: 'string', describe: 'output folder (default runs/<config name>, or runs/<name>-smoke with --smoke)' })
-    .option('jobs', { alias: 'j', type: 'number', default: os.availableParallelism(), defaultDescription: 'number of cores', describe: 'worker processes (1: in this process)' })
+    .option('jobs', numberOption('jobs', 'worker processes (1: in this process)', { alias: 'j', default: os.availableParallelism(), defaultDescription: 'number of cores', integer: true, positive: true }))
     .option('shard', { type: 'string', describe: 'run only slice i of n of the grid (i/n, 1-based; default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, plus 1, of --shards)' })
-    .option('shards', { type: 'number', describe: 'shard count of a SLURM job array or Kubernetes Indexed Job whose task index picks the shard (or env SPARSEBENCH_SHARDS)' })
+    .option('shards', numberOption('shards', 'shard count of a SLURM job array or Kubernetes Indexed Job whose task index picks the shard (or env SPARSEBENCH_SHARDS)', { integer: true, positive: true }))
     .options(sweepOptions)
     .example('$0 run configs/quickstart.json', 'the quickstart sweep on MNIST')
     .example('$0 run configs/quickstart.json --smoke', 'check every cell in seconds')
@@ -59,8 +59,6 @@ export const runCommand = defineCommand({
   builder,
   handler: async (a) => {
     const sweep = loadSweep(a.config, { sets: a.set, smoke: a.smoke });
-    if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new UserError(`--jobs ${a.jobs}: expected a positive integer`);
-    if (a.shards !== undefined && (!Number.isInteger(a.shards) || a.shards < 1)) throw new UserError(`--shards ${a.shards}: expected a positive integer`);
     checkSweepOptions(a);
     const shard = resolveShard({ shard: a.shard, shards: a.shards });
     checkDataFiles(sweep.specs.map((s) => s.dataset.name), a['data-dir']);
