@@ -62,6 +62,49 @@ export function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
 }
 
+/** What a run folder holds, as collect and status see it. */
+export interface RunFolderContents {
+  id: string;
+  dir: string;
+  config: { spec: RunSpec } | null;
+  result: RunResult | null;
+  /** why the folder cannot be read: a config.json or result.json that is unreadable or not JSON, or a result without its config */
+  problem: string | null;
+}
+
+/** The sub-folders of a sweep folder, sorted (an absent folder has none). */
+export function runFolderNames(out: string): string[] {
+  const entries = existsSync(out) ? readdirSync(out, { withFileTypes: true }) : [];
+  return entries.filter((d) => d.isDirectory()).map((d) => d.name).sort();
+}
+
+/** A run folder's config.json and result.json; a file that exists but cannot be parsed is a problem, not an absence. */
+export function readRunFolder(out: string, id: string): RunFolderContents {
+  const dir = path.join(out, id);
+  const problems: string[] = [];
+  const read = <T>(name: string): T | null => {
+    const file = path.join(dir, name);
+    let text: string;
+    try { text = readFileSync(file, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      return null;
+    }
+    try {
+      const v = JSON.parse(text) as T;
+      if (v && typeof v === 'object') return v;
+      problems.push(`${file}: not a JSON object`);
+    } catch (e) {
+      problems.push(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+    }
+    return null;
+  };
+  const config = read<{ spec: RunSpec }>('config.json');
+  const result = read<RunResult>('result.json');
+  if (config && !config.spec) problems.push(`${path.join(dir, 'config.json')}: no "spec" in it`);
+  if (result && !config && problems.length === 0) problems.push(`${path.join(dir, 'config.json')}: missing, but the run has a result.json`);
+  return { id, dir, config: config?.spec ? config : null, result, problem: problems.length ? problems.join('; ') : null };
+}
+
 /**
  * One run's folder: config.json, metrics.jsonl, updates.jsonl, result.json (written last), and
  * while the run is unfinished checkpoint.bin (its last checkpoint) and lock (its worker).
@@ -174,17 +217,23 @@ function resultRow(spec: RunSpec, r: RunResult): Record<string, unknown> {
   };
 }
 
-function writeResults(out: string): number {
+/** What a rebuild of results.csv found: its row count, and every run folder it could not read. */
+export interface Collected {
+  rows: number;
+  unreadable: string[];
+}
+
+function writeResults(out: string): Collected {
   const rows: Record<string, unknown>[] = [];
-  const entries = existsSync(out) ? readdirSync(out, { withFileTypes: true }) : [];
-  for (const e of entries.filter((d) => d.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
-    const config = readJson<{ spec: RunSpec }>(path.join(out, e.name, 'config.json'));
-    const result = readJson<RunResult>(path.join(out, e.name, 'result.json'));
-    if (config && result) rows.push(resultRow(config.spec, result));
+  const unreadable: string[] = [];
+  for (const id of runFolderNames(out)) {
+    const f = readRunFolder(out, id);
+    if (f.problem) unreadable.push(f.problem);
+    else if (f.config && f.result) rows.push(resultRow(f.config.spec, f.result));
   }
   const csv = stringify(rows, { header: true, columns: resultColumns as unknown as string[], cast: { number: (v) => (Number.isFinite(v) ? String(v) : '') } });
   writeFileAtomic(path.join(out, 'results.csv'), csv);
-  return rows.length;
+  return { rows: rows.length, unreadable };
 }
 
 const collectLock = { staleMs: 60_000, heartbeatMs: 0 };
@@ -194,15 +243,15 @@ const collectLock = { staleMs: 60_000, heartbeatMs: 0 };
  * against other processes doing the same: a request is marked in <out>/.results.dirty, and the one
  * process holding <out>/.results.lock rebuilds until no request is left, so the last rebuild
  * always sees every result written before it was requested. With `wait` false, a process that
- * finds the lock held leaves its request to the holder and returns -1 at once; otherwise it
- * waits for its turn and returns the number of rows.
+ * finds the lock held leaves its request to the holder and returns null at once; otherwise it
+ * waits for its turn and returns the rows written and the folders it could not read.
  */
-export function collectResults(out: string, wait = true): number {
+export function collectResults(out: string, wait = true): Collected | null {
   if (!existsSync(out)) throw new UserError(`${out}: no such folder`);
   const dirty = path.join(out, '.results.dirty');
   const lockFile = path.join(out, '.results.lock');
   writeFileSync(dirty, '');
-  let rows = -1;
+  let rows: Collected | null = null;
   for (;;) {
     let lock: Lock | null;
     if (wait) lock = waitLock(lockFile, collectLock, 120_000);
@@ -212,7 +261,7 @@ export function collectResults(out: string, wait = true): number {
       return rows;
     }
     try {
-      let force = wait && rows < 0;
+      let force = wait && rows === null;
       while (force || existsSync(dirty)) {
         force = false;
         try { unlinkSync(dirty); } catch { /* served by an earlier holder */ }

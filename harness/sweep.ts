@@ -186,6 +186,6 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     progress.close();
   }
   outcome.signal = stopping;
-  collectResults(o.out);
+  for (const problem of collectResults(o.out)!.unreadable) o.log(`warning: ${problem}; that run is not in results.csv`);
   return outcome;
 }

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { checkpointSummary } from '../checkpoint.js';
@@ -6,10 +6,10 @@ import { loadSweep } from '../config.js';
 import { UserError } from '../errors.js';
 import { readLock, staleReason } from '../lock.js';
 import { runId, type RunSpec } from '../spec.js';
-import { readJson, type RunResult } from '../store.js';
+import { readRunFolder, runFolderNames } from '../store.js';
 import { log, defineCommand } from './common.js';
 
-export type FolderStatus = 'done' | 'running' | 'failed' | 'diverged' | 'pending';
+export type FolderStatus = 'done' | 'running' | 'failed' | 'diverged' | 'pending' | 'unreadable';
 
 export interface StatusRow {
   id: string;
@@ -33,20 +33,21 @@ function epochsOf(spec: RunSpec | null): number | '?' {
 export function sweepStatus(out: string, grid: RunSpec[] | null, staleMs: number): StatusRow[] {
   const rows: StatusRow[] = [];
   const inGrid = new Map((grid ?? []).map((s) => [runId(s), s]));
-  const dirs = existsSync(out) ? readdirSync(out, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
   const seen = new Set<string>();
-  for (const id of dirs) {
-    const dir = path.join(out, id);
-    const config = readJson<{ spec: RunSpec }>(path.join(dir, 'config.json'));
-    const result = readJson<RunResult>(path.join(dir, 'result.json'));
+  for (const id of runFolderNames(out)) {
+    const { dir, config, result, problem } = readRunFolder(out, id);
     const lock = readLock(path.join(dir, 'lock'));
-    if (!config && !result && !lock && !existsSync(path.join(dir, 'checkpoint.bin'))) continue; // not a run folder
+    const isRunFolder = ['config.json', 'result.json', 'metrics.jsonl', 'checkpoint.bin', 'lock'].some((f) => existsSync(path.join(dir, f)));
+    if (!isRunFolder) continue;
     seen.add(id);
     const spec = config?.spec ?? inGrid.get(id) ?? null;
     const total = epochsOf(spec);
     let status: FolderStatus;
     let note = '';
-    if (result) {
+    if (problem) {
+      status = 'unreadable';
+      note = problem;
+    } else if (result) {
       status = result.status;
       if (result.status === 'failed') note = result.error ?? '';
       if (result.status === 'diverged') note = `loss not finite at step ${result.diverged_step}`;
@@ -73,7 +74,7 @@ export function sweepStatus(out: string, grid: RunSpec[] | null, staleMs: number
   return rows;
 }
 
-const order: FolderStatus[] = ['done', 'running', 'failed', 'diverged', 'pending'];
+const order: FolderStatus[] = ['done', 'running', 'failed', 'diverged', 'pending', 'unreadable'];
 
 export function statusText(out: string, rows: StatusRow[], gridNote: string): string {
   const counts = Object.fromEntries(order.map((s) => [s, rows.filter((r) => r.status === s).length])) as Record<FolderStatus, number>;
@@ -93,9 +94,7 @@ export function statusText(out: string, rows: StatusRow[], gridNote: string): st
 }
 
 function folderSpecs(out: string): RunSpec[] {
-  return readdirSync(out, { withFileTypes: true }).filter((d) => d.isDirectory())
-    .map((d) => readJson<{ spec: RunSpec }>(path.join(out, d.name, 'config.json'))?.spec)
-    .filter((s): s is RunSpec => !!s);
+  return runFolderNames(out).map((id) => readRunFolder(out, id).config?.spec).filter((s): s is RunSpec => !!s);
 }
 
 function builder(y: Argv) {
@@ -114,11 +113,19 @@ export const statusCommand = defineCommand({
   describe: 'done / running / failed / diverged / pending runs of a sweep folder',
   builder,
   handler: (a) => {
-    if (!existsSync(a.out) && !a.config) throw new UserError(`${a.out}: no such folder`);
+    if (!existsSync(a.out)) {
+      // a folder that is not there is a typo far more often than a sweep not started yet
+      const writes = a.config ? `; ${a.config} writes to ${path.join('runs', loadSweep(a.config, { sets: a.set }).name)} unless run with --out` : '';
+      throw new UserError(`${a.out}: no such folder${writes}`);
+    }
     // a smoke sweep's folder: its runs have smoke ids, so the grid must be expanded with --smoke
-    const smoke = a.smoke || (existsSync(a.out) && folderSpecs(a.out).some((s) => s.smoke) && !folderSpecs(a.out).some((s) => !s.smoke));
+    const specs = folderSpecs(a.out);
+    const smoke = a.smoke || (specs.some((s) => s.smoke) && !specs.some((s) => !s.smoke));
     const grid = a.config ? loadSweep(a.config, { sets: a.set, smoke }).specs : null;
     const rows = sweepStatus(a.out, grid, a['lock-timeout'] * 1000);
     log(statusText(a.out, rows, grid ? ` (${grid.length} in ${a.config})` : ' (folders; pass --config to count runs not started)'));
+    const unreadable = rows.filter((r) => r.status === 'unreadable');
+    for (const r of unreadable) process.stderr.write(`sparsebench: ${r.note}\n`);
+    if (unreadable.length) process.exitCode = 1;
   },
 });
