@@ -6,7 +6,7 @@
 import type { Group, Stats } from './aggregate.js';
 import { uniq } from './aggregate.js';
 import type { VlSpec } from './render.js';
-import { compareMethods, compareNatural, vlConfig } from './style.js';
+import { compareMethods, compareNatural, methodShape, pctLabel, vlConfig } from './style.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 export const PANEL_WIDTH = 260;
@@ -33,6 +33,8 @@ export interface MeanRow {
   value: string;
   /** "3 of 3" */
   seeds: string;
+  /** measurements averaged (seeds); error bars need two */
+  n: number;
   note: string;
   [extra: string]: unknown;
 }
@@ -53,6 +55,7 @@ export function groupRow(g: Group, s: Stats, at: { panel: string; x: number | st
     incomplete: g.incomplete,
     value: std === null ? mean.toFixed(digits) : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`,
     seeds: `${s.n} of ${g.expectedSeeds.length}`,
+    n: s.n,
     note: g.note,
   };
 }
@@ -68,6 +71,55 @@ export function colorEncoding(rows: { label: string }[], colors: Map<string, str
     scale: { domain, range: domain.map((l) => colors.get(l) ?? '#888') },
     legend: { symbolType: 'stroke', symbolStrokeWidth: 2.5, symbolSize: 400 },
   };
+}
+
+/** Marker shape by label (same field, title and order as the colour, so the legend shows both). */
+export function shapeEncoding(rows: { label: string }[], title: string, sortLabels = true) {
+  const domain = uniq(rows.map((r) => r.label));
+  if (sortLabels) domain.sort(compareMethods);
+  return { field: 'label', type: 'nominal', title, scale: { domain, range: domain.map(methodShape) } };
+}
+
+/**
+ * "n = 3 seeds per point; error bars: ±1 std." — what the spread drawn stands for, and that
+ * nothing is drawn where a point has one seed.
+ */
+export function spreadNote(rows: { n: number; reference?: boolean }[], spread: 'error bars' | 'bands'): string {
+  const ns = uniq(rows.map((r) => r.n)).sort((a, b) => a - b);
+  const range = ns.length === 1 ? `n = ${ns[0]}` : `n = ${ns[0]}–${ns[ns.length - 1]}`;
+  const per = `${range} seed${ns[ns.length - 1] === 1 ? '' : 's'} per point`;
+  if (ns[ns.length - 1] < 2) return `${per}: no ${spread} (they need two or more seeds).`;
+  const where = ns[0] < 2 ? ' where n ≥ 2 (see tooltips)' : '';
+  return `${per}; ${spread}: ±1 std over seeds${where}.`;
+}
+
+/**
+ * Series of one panel that lie on top of each other at every x (within 0.5% of the panel's
+ * y range, or a factor 1.005 on a log axis): "Coinciding: static, set, gse". Drawn with different
+ * markers they stay visible; the note says why one line shows for several legend entries.
+ */
+export function coincidenceNote(rows: MeanRow[], log: boolean): string {
+  const clusters: string[] = [];
+  for (const panel of uniq(rows.map((r) => r.panel))) {
+    const inPanel = rows.filter((r) => r.panel === panel && !r.reference);
+    const v = (r: MeanRow) => (log ? Math.log(r.mean) : r.mean);
+    const span = Math.max(...inPanel.map(v)) - Math.min(...inPanel.map(v));
+    const tol = log ? Math.log(1.005) : 0.005 * span;
+    const series = [...new Map(inPanel.map((r) => [`${r.label}|${r.variant}`, inPanel.filter((q) => q.label === r.label && q.variant === r.variant)])).entries()];
+    const name = (key: string) => key.replace(/\|$/, '').replace('|', ' · ');
+    const same = (a: MeanRow[], b: MeanRow[]) => a.length === b.length && a.length >= 2 &&
+      a.every((p) => b.some((q) => q.x === p.x && Math.abs(v(q) - v(p)) <= tol));
+    const taken = new Set<string>();
+    for (const [key, pts] of series) {
+      if (taken.has(key)) continue;
+      const group = series.filter(([k, q]) => !taken.has(k) && same(pts, q)).map(([k]) => k);
+      if (group.length < 2) continue;
+      group.forEach((k) => taken.add(k));
+      const text = group.map(name).join(', ');
+      if (!clusters.includes(text)) clusters.push(text);
+    }
+  }
+  return clusters.length ? `Coinciding (markers tell them apart): ${clusters.join('; ')}.` : '';
 }
 
 /** Dash pattern by variant, or nothing when no row has a variant. */
@@ -111,10 +163,12 @@ export interface AxisSpec {
  * 1-3 up to four, decades beyond; the domain runs from the tick below the data to the tick above.
  */
 export function logAxis(values: number[]): { values: number[]; extent: [number, number] } {
-  const pos = values.filter((v) => v > 0);
+  const pos = values.filter((v) => v > 0 && Number.isFinite(v));
+  if (pos.length === 0) throw new RangeError(`a log axis needs a positive finite value (got ${values.slice(0, 5).join(', ')})`);
   const [min, max] = [Math.min(...pos), Math.max(...pos)];
-  const lo = Math.floor(Math.log10(min));
   const hi = Math.ceil(Math.log10(max));
+  // at least a decade, so bars from the lowest tick have height even when every value is equal
+  const lo = Math.min(Math.floor(Math.log10(min)), hi - 1);
   const steps = hi - lo <= 2 ? [1, 2, 5] : hi - lo <= 4 ? [1, 3] : [1];
   const ticks: number[] = [];
   for (let e = lo; e <= hi; e++) for (const s of steps) ticks.push(Number((s * 10 ** e).toPrecision(3)));
@@ -171,7 +225,10 @@ export interface MeanChartOptions {
 
 /** Faceted chart: one line per (label, variant) with points, ±std error bars or band, reference rules. */
 export function meanChart(o: MeanChartOptions): VlSpec {
+  const points = o.points ?? true;
   const color = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
+  // with markers the legend shows each series' marker in its colour (merged with the shape legend)
+  if (points) color.legend = { symbolSize: 90, symbolStrokeWidth: 1.6 } as typeof color.legend;
   const dash = dashEncoding(o.rows);
   const x = axisEncoding('x', o.x);
   const yAxis = o.y.log && !o.y.values ? { ...o.y, ...logAxis(o.rows.flatMap((r) => [r.mean, r.lo ?? r.mean, r.hi ?? r.mean])) } : o.y;
@@ -188,12 +245,12 @@ export function meanChart(o: MeanChartOptions): VlSpec {
   ]);
   const notRef = { filter: '!datum.reference' };
   const hasStd = { filter: '!datum.reference && isValid(datum.lo)' };
+  const shape = shapeEncoding(o.rows, o.colorTitle ?? 'Method');
   const layers: VlSpec[] = [{
     transform: [hasStd],
     mark: o.band ? { type: 'area', opacity: 0.15 } : { type: 'errorbar', ticks: { size: 6 }, thickness: 1.3 },
     encoding: { x, y: axisEncoding('lo', yAxis), y2: { field: 'hi' }, color },
   }];
-  const points = o.points ?? true;
   // without points, an incomplete group's line is faded instead of its markers being open
   const fade = points ? {} : { opacity: { condition: { test: 'datum.incomplete', value: 0.4 }, value: 1 } };
   layers.push({ transform: [notRef], mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, ...series, ...fade, tooltip: tips } });
@@ -202,8 +259,8 @@ export function meanChart(o: MeanChartOptions): VlSpec {
     for (const incomplete of [false, true]) {
       layers.push({
         transform: [notRef, { filter: incomplete ? 'datum.incomplete' : '!datum.incomplete' }],
-        mark: { type: 'point', filled: !incomplete, ...(incomplete ? { fill: 'white' } : {}), strokeWidth: 1.6, size: 42, opacity: 1 },
-        encoding: { x, y, color, tooltip: tips },
+        mark: { type: 'point', filled: !incomplete, ...(incomplete ? { fill: 'white' } : {}), strokeWidth: 1.6, size: 60, opacity: 1 },
+        encoding: { x, y, color, shape, tooltip: tips },
       });
     }
   }
@@ -214,7 +271,7 @@ export function meanChart(o: MeanChartOptions): VlSpec {
       encoding: { y, color, tooltip: tips },
     });
   }
-  const subtitle = [...(o.subtitle ?? [])];
+  const subtitle = [...(o.subtitle ?? []), ...(points ? [coincidenceNote(o.rows, !!o.y.log)].filter(Boolean) : [])];
   if (o.rows.some((r) => r.incomplete && !r.reference)) {
     subtitle.push(`${points ? 'Open markers' : 'Faded lines'}: incomplete groups (missing seeds or runs not done; see tooltip and tables).`);
   }
@@ -223,14 +280,16 @@ export function meanChart(o: MeanChartOptions): VlSpec {
 
 /**
  * Faceted grouped bars: x bands (e.g. layers), one bar per series side by side (so equal values
- * never hide one another), on a log y axis whose bars start at `base`.
+ * never hide one another), on a log y axis whose bars rise from the axis' lowest tick (so a value
+ * at the top of the range is the tallest bar, not an empty one).
  */
-export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'> & { base: number }): VlSpec {
+export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'>): VlSpec {
   const stroke = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
   const color = { ...stroke, legend: { symbolType: 'square' } };
   const rows = o.rows.map((r) => ({ ...r, series: r.variant ? `${r.label} · ${r.variant}` : r.label }));
   const order = uniq(rows.map((r) => r.series)).sort(compareMethods);
-  const yAxis = { ...o.y, ...logAxis([o.base, ...rows.map((r) => r.mean)]) };
+  const yAxis = { ...o.y, ...logAxis(rows.map((r) => r.mean)) };
+  const base = yAxis.extent[0];
   const tips = tooltip(rows, [['label', o.colorTitle ?? 'method'], ['variant', 'variant'], ['xText', o.x.title], ['value', o.y.title], ['seeds', 'seeds done'],
     ...(o.extraTooltip ?? []), ['note', 'incomplete']]);
   const layer: VlSpec[] = [{
@@ -239,7 +298,7 @@ export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'> & { base: 
       x: { ...axisEncoding('x', o.x), scale: { paddingInner: 0.25, paddingOuter: 0.1 } },
       xOffset: { field: 'series', type: 'nominal', sort: order },
       y: axisEncoding('mean', yAxis),
-      y2: { datum: o.base },
+      y2: { datum: base },
       color,
       opacity: { condition: { test: 'datum.incomplete', value: 0.45 }, value: 1 },
       tooltip: tips,

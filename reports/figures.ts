@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { epochCurve, flopsRatio, groupBy, isDense, layerDensities, logLogSlope, seriesName, stats, uniq, variantText } from './aggregate.js';
 import type { Group, GroupKey, Stats } from './aggregate.js';
-import { axisEncoding, barChart, colorEncoding, dashEncoding, groupRow, logAxis, meanChart, PANEL_HEIGHT, PANEL_WIDTH, topLevel } from './charts.js';
+import { axisEncoding, barChart, colorEncoding, dashEncoding, groupRow, logAxis, meanChart, PANEL_HEIGHT, PANEL_WIDTH, spreadNote, topLevel } from './charts.js';
 import type { AxisSpec, MeanRow } from './charts.js';
 import type { KernelRow, ReportData, ScalingRow } from './load.js';
 import type { VlSpec } from './render.js';
@@ -77,7 +77,6 @@ function notShown(groups: Group[], stat: (g: Group) => Stats): string[] {
 }
 
 const PCT_AXIS = (title: string): AxisSpec => ({ title, type: 'quantitative' });
-const ERRORBAR_NOTE = 'Error bars: ±1 std over seeds.';
 
 /** Figures with sparsity on x (accuracy, FLOPs): one panel per sweep × model × dataset × width, dense as a rule. */
 function sparsityFigure(ctx: FigureInput, o: { name: string; title: string; stat: (g: Group) => Stats; scale: number; digits: number; y: AxisSpec; what: string }): FigureResult {
@@ -98,7 +97,7 @@ function sparsityFigure(ctx: FigureInput, o: { name: string; title: string; stat
     ...ctx.groups.filter((g) => isDense(g) && ids.has(pid(key(g)))).map((g) => groupRow(g, o.stat(g), at(g, 'dense'), o.scale, o.digits, true)),
   ].filter((r): r is MeanRow => r !== null);
   const levels = uniq(shown.map((g) => g.key.sparsity)).sort(byNumber).map(pctLabel);
-  const subtitle = [`${ERRORBAR_NOTE}${rows.some((r) => r.reference) ? ' Dashed rule: dense.' : ''}`, ...notShown(shown, o.stat)];
+  const subtitle = [`${spreadNote(rows, 'error bars')}${rows.some((r) => r.reference) ? ' Dashed rule: dense.' : ''}`, ...notShown(shown, o.stat)];
   const spec = meanChart({
     title: o.title, subtitle, rows, panels: uniq(shown.map((g) => label(key(g)))), colors: ctx.colors,
     x: { title: 'Sparsity', type: 'ordinal', domain: levels }, y: o.y,
@@ -146,7 +145,7 @@ function accuracyVsWidth(ctx: FigureInput): FigureResult {
       sparsity: pctLabel(g.key.sparsity), active: active === null ? '' : siText(active) };
   });
   const widths = uniq(shown.map((g) => g.key.width)).sort(byNumber);
-  const subtitle = [ERRORBAR_NOTE, constantConnectionsNote(series)].filter(Boolean);
+  const subtitle = [spreadNote(rows, 'error bars'), constantConnectionsNote(series)].filter(Boolean);
   const spec = meanChart({
     title: 'Test accuracy vs width multiplier', subtitle, rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
     x: { title: 'Width multiplier (log)', type: 'quantitative', log: 2, values: widths, labelExpr: "datum.value + '×'" },
@@ -178,7 +177,7 @@ function accuracyVsGamma(ctx: FigureInput): FigureResult {
   const rows = shown.map((g) => groupRow(g, g.accuracy, { panel: label(key(g)), x: g.key.gamma!, xText: String(g.key.gamma), variant: variantText(g, ['gamma']) }, 100)!);
   const gammas = uniq(shown.map((g) => g.key.gamma!)).sort(byNumber);
   const spec = meanChart({
-    title: 'Test accuracy vs subset sampling factor γ', subtitle: [ERRORBAR_NOTE], rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
+    title: 'Test accuracy vs subset sampling factor γ', subtitle: [spreadNote(rows, 'error bars')], rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
     x: { title: 'γ = subset size / active connections (log)', type: 'quantitative', values: gammas, ...(gammas[0] > 0 ? { log: 2 } : {}) },
     y: PCT_AXIS('Test accuracy (%)'),
   });
@@ -204,7 +203,7 @@ function accuracyVsEpoch(ctx: FigureInput): FigureResult {
     groupRow(g, { n: p.n, mean: p.mean, std: p.std, min: null, max: null }, { panel: label(k), x: p.epoch, xText: String(p.epoch), variant: variantText(g) }, 100)!)));
   const panels = allKeys.map(label);
   const spec = meanChart({
-    title: 'Test accuracy vs epoch', subtitle: ['Mean over seeds; band: ±1 std.'], rows, panels, colors: ctx.colors,
+    title: 'Test accuracy vs epoch', subtitle: [`Mean over seeds: ${spreadNote(rows, 'bands')}`], rows, panels, colors: ctx.colors,
     x: { title: 'Epoch', type: 'quantitative', integer: true, nice: false }, y: PCT_AXIS('Test accuracy (%)'), band: true, points: false,
     columns: Math.min(4, panels.length),
     // sweeps trained for different lengths keep their own epoch axis
@@ -224,16 +223,25 @@ function layerDensity(ctx: FigureInput): FigureResult {
   const deep = Math.max(...withLayers.map((x) => x.layers.length)) > NAMED_LAYERS;
   const key = (g: Group) => panelKey(g.key, ['width', 'sparsity']);
   const label = panelLabeler(withLayers.map((x) => key(x.g)));
-  const rows: MeanRow[] = withLayers.flatMap(({ g, layers }) => layers.map((l) => ({
-    ...groupRow(g, { n: l.n, mean: 1 / l.density, std: null, min: null, max: null },
-      { panel: label(key(g)), x: deep ? l.index + 1 : l.layer, xText: `${l.index + 1}: ${l.layer}`, variant: variantText(g) }, 1, 1)!,
+  const all = withLayers.flatMap(({ g, layers }) => layers.map((l) => ({ g, l })));
+  // a layer pruned to no connections has no place on a log axis: it is named in the subtitle
+  const empty = all.filter(({ l }) => !(l.density > 0));
+  const drawn = all.filter(({ l }) => l.density > 0);
+  if (drawn.length === 0) return skip(name, `every layer of every finished sparse run has density 0 (${empty.length} layers)`);
+  const rows: MeanRow[] = drawn.map(({ g, l }) => ({
+    ...groupRow(g, { n: l.n, mean: l.density, std: null, min: null, max: null },
+      { panel: label(key(g)), x: deep ? l.index + 1 : l.layer, xText: `${l.index + 1}: ${l.layer}`, variant: variantText(g) }, 1, 4)!,
     index: l.index, density: l.density.toPrecision(4),
-  })));
+  }));
+  const emptyNote = empty.length
+    ? [`Pruned away (no connections left, not drawn): ${empty.map(({ g, l }) => `${seriesName(g)} at ${pctLabel(g.key.sparsity)} ${l.layer}`).join('; ')}.`]
+    : [];
   const panels = uniq(rows.map((r) => r.panel));
   const perPanel = Math.max(...panels.map((p) => rows.filter((r) => r.panel === p).length));
   const common = {
-    title, subtitle: ['Compression = 1 / density of each layer, mean over seeds.'], rows, panels, colors: ctx.colors,
-    y: { title: 'Compression 1/density (log)', type: 'quantitative' as const, log: 10, format: '~g' },
+    title, subtitle: ['Fraction of each layer’s weights active at the end, mean over seeds; global-scope methods move connections between layers.', ...emptyNote],
+    rows, panels, colors: ctx.colors,
+    y: { title: 'Density (log)', type: 'quantitative' as const, log: 10, format: '~g' },
     extraTooltip: [['density', 'density']] as [string, string][],
     columns: Math.min(4, panels.length),
   };
@@ -242,7 +250,7 @@ function layerDensity(ctx: FigureInput): FigureResult {
     ? meanChart({ ...common, x: { title: 'Layer index (input → output)', type: 'quantitative', integer: true, extent: [1, depth] }, points: false,
       width: Math.max(PANEL_WIDTH, 8 * depth) })
     // bars side by side, so methods with equal densities stay visible
-    : barChart({ ...common, base: 1, width: Math.max(PANEL_WIDTH, 7 * perPanel), independentX: uniq(withLayers.map((x) => x.g.key.model)).length > 1,
+    : barChart({ ...common, width: Math.max(PANEL_WIDTH, 7 * perPanel), independentX: uniq(withLayers.map((x) => x.g.key.model)).length > 1,
       x: { title: 'Layer', type: 'ordinal', sortBy: 'index', labelAngle: rows.some((r) => String(r.x).length > 6) ? -35 : 0 } });
   return done(name, title, spec, rows);
 }
@@ -361,7 +369,7 @@ function kernelTime(ctx: FigureInput): FigureResult {
     const gf = stats(c.map((x) => x.gflops ?? NaN)).mean;
     return {
       panel: panel(r), label: r.format, variant: variant(r), x: pctLabel(r.sparsity), xText: pctLabel(r.sparsity), mean: ms, lo: null, hi: null,
-      reference: levelsOf(r).length === 1, incomplete: false, value: `${ms.toPrecision(4)} ms`, seeds: '', note: '',
+      reference: levelsOf(r).length === 1, incomplete: false, value: `${ms.toPrecision(4)} ms`, seeds: '', n: c.length, note: '',
       gflops: gf === null ? '' : gf.toFixed(2), threads: threadText(r.threads),
     };
   });
@@ -390,6 +398,18 @@ export const FIGURES: { name: string; runs: boolean; build: (ctx: FigureInput) =
   { name: 'kernel-time', runs: false, build: kernelTime },
 ];
 
+/** A figure that failed on these inputs, for the "Not drawn" list: the report goes on without it. */
+export function notDrawn(name: string, e: unknown): Skipped {
+  return { name, reason: `could not be drawn from these inputs (${String((e as Error)?.message ?? e).split('\n')[0]})` };
+}
+
 export function buildFigures(ctx: FigureInput): FigureResult[] {
-  return FIGURES.map((f) => (f.runs && ctx.groups.length === 0 ? skip(f.name, 'no runs among the inputs') : f.build(ctx)));
+  return FIGURES.map((f) => {
+    if (f.runs && ctx.groups.length === 0) return skip(f.name, 'no runs among the inputs');
+    try {
+      return f.build(ctx);
+    } catch (e) {
+      return { skipped: notDrawn(f.name, e) };
+    }
+  });
 }

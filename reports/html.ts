@@ -126,9 +126,20 @@ export function renderHtml(h: HtmlInput): string {
   const specs = Object.fromEntries(h.figures.map((f) => [f.name, { ...f.spec, config: webConfig }]));
   const embed = `<script>
 const SPECS = ${jsonForScript(specs)};
+// each chart as wide as the page allows, up to twice its drawn size (the text stays in proportion)
+function fit(el) {
+  const svg = el.querySelector('svg.marks');
+  if (!svg) return;
+  const natural = Number(svg.getAttribute('width'));
+  // vega-embed makes the chart's own element shrink to its content: the figure section gives the room
+  svg.style.width = Math.min(el.parentElement.clientWidth, 2 * natural) + 'px';
+  svg.style.height = 'auto';
+}
 for (const [name, spec] of Object.entries(SPECS)) {
-  vegaEmbed('#vis-' + name, spec, { renderer: 'svg', actions: { export: true, source: false, compiled: false, editor: false } })
-    .catch((e) => { document.getElementById('vis-' + name).textContent = 'Could not draw this figure: ' + e.message; });
+  const el = document.getElementById('vis-' + name);
+  vegaEmbed(el, spec, { renderer: 'svg', actions: { export: true, source: false, compiled: false, editor: false } })
+    .then(() => { fit(el); window.addEventListener('resize', () => fit(el)); })
+    .catch((e) => { el.textContent = 'Could not draw this figure: ' + e.message; });
 }
 </script>`;
   const skipped = h.skipped.length

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { groupRuns } from './aggregate.js';
-import { buildFigures } from './figures.js';
+import { buildFigures, notDrawn } from './figures.js';
 import type { Figure, Skipped } from './figures.js';
 import { renderHtml } from './html.js';
 import { defaultOutDir, loadInputs } from './load.js';
@@ -68,16 +68,27 @@ export async function report(opts: ReportOptions): Promise<ReportSummary> {
   const skipped: Skipped[] = [];
   const files = new Map<string, string[]>();
   const pngs: string[] = [];
+  const skip = (s: Skipped) => {
+    skipped.push(s);
+    removeStale(path.join(out, 'figures'), (f) => f.startsWith(`${s.name}.`));
+    log(`figure ${s.name}: skipped: ${s.reason}`);
+  };
   for (const result of buildFigures({ data, groups, colors })) {
     if ('skipped' in result) {
-      skipped.push(result.skipped);
-      removeStale(path.join(out, 'figures'), (f) => f.startsWith(`${result.skipped.name}.`));
-      log(`figure ${result.skipped.name}: skipped: ${result.skipped.reason}`);
+      skip(result.skipped);
       continue;
     }
     const f = result.figure;
     const base = path.join(out, 'figures', f.name);
-    const { svg, png } = await writeFigureFiles(f.spec, base);
+    let written: { svg: string; png: string };
+    try {
+      written = await writeFigureFiles(f.spec, base);
+    } catch (e) {
+      // one figure the inputs cannot make is listed, the rest of the report still comes
+      skip(notDrawn(f.name, e));
+      continue;
+    }
+    const { svg, png } = written;
     writeFileAtomic(`${base}.csv`, f.rows.length ? stringify(f.rows, { header: true }) : '');
     figures.push(f);
     pngs.push(png);

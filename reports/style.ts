@@ -17,31 +17,41 @@ export function fontFiles(): string[] {
   return ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf', 'DejaVuSans-Oblique.ttf'].map((f) => path.join(dir, f));
 }
 
-/** Fixed colours of the known methods (and GSE's samplers); aliases share a colour. */
-const METHOD_COLORS: Record<string, string> = {
-  dense: '#3b3b3b',
-  static: '#9c755f',
-  set: '#59a14f',
-  rigl: '#4e79a7',
-  gradual: '#b07aa1',
-  gse: '#e15759',
-  'gse (uniform)': '#e15759',
-  'gse (grabo)': '#f28e2b',
-  'gse (graest)': '#a02c5a',
-  snip: '#76b7b2',
-  grasp: '#b6992d',
-  synflow: '#ff9da7',
-  lottery: '#79706e',
-  lth: '#79706e',
-  topkast: '#17becf',
-  'top-kast': '#17becf',
+/**
+ * The known methods' look. Families share a hue, so a figure reads by family first: dense black;
+ * fixed masks (static and the pruning-at-init baselines) greens; dense-to-sparse pruning (gradual,
+ * lottery) ochres; dynamic sparse training (SET, RigL, Top-KAST) blues; GSE's samplers reds and
+ * purple. Hues and lightness come from Paul Tol's colour-blind-safe schemes (bright, vibrant,
+ * muted), and the methods of a figure have their own marker shapes (a shape is shared only by
+ * methods of different families that rarely meet), so none depends on colour alone. Aliases share
+ * a style.
+ */
+const METHOD_STYLES: Record<string, { color: string; shape: string }> = {
+  dense: { color: '#000000', shape: 'circle' },
+  static: { color: '#117733', shape: 'square' },
+  snip: { color: '#44AA99', shape: 'wedge' },
+  grasp: { color: '#999933', shape: 'triangle-left' },
+  synflow: { color: '#228833', shape: 'triangle-right' },
+  gradual: { color: '#CCBB44', shape: 'cross' },
+  lottery: { color: '#997700', shape: 'arrow' },
+  lth: { color: '#997700', shape: 'arrow' },
+  set: { color: '#66CCEE', shape: 'triangle-down' },
+  rigl: { color: '#4477AA', shape: 'diamond' },
+  topkast: { color: '#332288', shape: 'square' },
+  'top-kast': { color: '#332288', shape: 'square' },
+  gse: { color: '#EE6677', shape: 'triangle-up' },
+  'gse (uniform)': { color: '#EE6677', shape: 'triangle-up' },
+  'gse (grabo)': { color: '#CC3311', shape: 'circle' },
+  'gse (graest)': { color: '#AA3377', shape: 'cross' },
 };
 
 /** Colours of the kernel benchmark's storage formats. */
-const FORMAT_COLORS: Record<string, string> = { dense: '#3b3b3b', csr: '#e15759', coo: '#4e79a7', masked: '#9c755f' };
+const FORMAT_COLORS: Record<string, string> = { dense: '#000000', csr: '#CC3311', coo: '#4477AA', masked: '#117733' };
 
-/** Colours left for methods the palette does not know (plugins): none equals a fixed one. */
-const SPARE_COLORS = ['#7f3c8d', '#11a579', '#3969ac', '#d9a300', '#e73f74', '#80ba5a', '#e68310', '#008695', '#cf1c90', '#5a5a8c'];
+/** Colours left for methods the palette does not know (plugins): Tol's muted scheme, none equal to a fixed one. */
+const SPARE_COLORS = ['#882255', '#DDCC77', '#88CCEE', '#CC6677', '#AA4499', '#EE7733', '#0077BB', '#009988', '#EE3377', '#BBBBBB'];
+/** Marker shapes of plugins (vega shape names), by the same hash as their colour. */
+const SPARE_SHAPES = ['cross', 'triangle-right', 'triangle-left', 'wedge', 'circle', 'square', 'diamond', 'triangle-up', 'triangle-down'];
 
 /** Listing order: dense first, then baselines, the other plugins, and GSE last (as papers list "ours"). */
 const METHOD_ORDER = ['dense', 'static', 'snip', 'grasp', 'synflow', 'lottery', 'lth', 'gradual', 'set', 'rigl', 'topkast', 'top-kast'];
@@ -77,9 +87,16 @@ function colorMap(names: Iterable<string>, fixed: Record<string, string>): Map<s
   return out;
 }
 
+const METHOD_COLORS = Object.fromEntries(Object.entries(METHOD_STYLES).map(([m, st]) => [m, st.color]));
+
 /** The report-wide method colours, keyed by method label ("gse (grabo)"). */
 export function methodColors(labels: Iterable<string>): Map<string, string> {
   return colorMap(labels, METHOD_COLORS);
+}
+
+/** The marker shape of a method label (a plugin's from a hash of its name). */
+export function methodShape(label: string): string {
+  return METHOD_STYLES[label]?.shape ?? SPARE_SHAPES[hash(label) % SPARE_SHAPES.length];
 }
 
 export function formatColors(formats: Iterable<string>): Map<string, string> {

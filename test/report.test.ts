@@ -189,7 +189,7 @@ describe('figures', () => {
       'accuracy-vs-width': ['Width multiplier (log)'],
       'cost-vs-width': ['Training step (ms, log)', 'Prune-grow update (ms, log)', 'Peak memory (MB, log)', 'slope'],
       'accuracy-vs-epoch': ['Epoch'],
-      'layer-density': ['Compression 1/density (log)', 'Layer'],
+      'layer-density': ['Density (log)', 'Layer'],
       'flops-vs-sparsity': ['Training FLOPs / dense (log)'],
       'accuracy-vs-gamma': ['γ = subset size / active connections (log)'],
       'kernel-time': ['Median time (ms, log)', 'Format'],
@@ -341,5 +341,93 @@ describe('report()', () => {
     assert.ok(summary.skipped.some((s) => s.figure === 'kernel-time' && /kernel-bench/.test(s.reason)));
     assert.ok(lines.some((l) => /^figure kernel-time: skipped: /.test(l)));
     assert.deepEqual(summary.tables.map((t) => path.basename(t)), ['accuracy.md', 'accuracy.tex', 'accuracy.csv', 'groups.csv']);
+  });
+});
+
+describe('degenerate inputs: the report is written, a figure it cannot draw is listed with the reason', () => {
+  interface Plan { method: string; sparsity: number; seed: number; status?: string; acc?: number; layers?: number[]; flops?: number }
+  /** A sweep folder in the harness's format: results.csv plus result.json (final layers) per run. */
+  const writeSweep = (name: string, plans: Plan[]): string => {
+    const dir = path.join(tmp, 'degenerate', name);
+    const header = 'run_id,status,sweep,method,model,dataset,format,sparsity,width,seed,test_accuracy,train_flops,dense_train_flops';
+    const lines = plans.map((p, i) => {
+      const id = `${name}-${i}`;
+      const status = p.status ?? 'done';
+      const acc = status === 'done' ? (p.acc ?? 0.9 - p.sparsity / 10 + p.seed / 1000) : '';
+      fs.mkdirSync(path.join(dir, id), { recursive: true });
+      const layers = (p.layers ?? []).map((density, l) => ({ name: `fc${l + 1}`, density }));
+      fs.writeFileSync(path.join(dir, id, 'result.json'), JSON.stringify({ run_id: id, status, test_accuracy: acc, layers }));
+      fs.writeFileSync(path.join(dir, id, 'metrics.jsonl'), [1, 2].map((epoch) => JSON.stringify({ epoch, test_accuracy: status === 'done' ? Number(acc) - 0.01 * (2 - epoch) : null })).join('\n') + '\n');
+      return [id, status, name, p.method, 'mlp', 'mnist', 'masked', p.sparsity, 1, p.seed, acc, (p.flops ?? (p.sparsity ? 1 - p.sparsity : 1)) * 1e9, 1e9].join(',');
+    });
+    fs.writeFileSync(path.join(dir, 'results.csv'), [header, ...lines].join('\n') + '\n');
+    return dir;
+  };
+  const figureOf = (inputs: string[], name: string) => {
+    const r = buildFigures(figureInput(inputs)).find((x) => ('figure' in x ? x.figure.name : x.skipped.name) === name)!;
+    return r;
+  };
+
+  test('a layer pruned to zero connections and a layer at density 1', async () => {
+    const dir = writeSweep('pruned', [
+      { method: 'dense', sparsity: 0, seed: 0 },
+      { method: 'gradual', sparsity: 0.9, seed: 0, layers: [0.05, 0.3, 1] },
+      { method: 'gradual', sparsity: 0.98, seed: 0, layers: [0, 0.1, 0.6] },
+      { method: 'static', sparsity: 0.9, seed: 0, layers: [0.08, 0.2, 1] },
+      { method: 'static', sparsity: 0.98, seed: 0, layers: [0.015, 0.04, 0.4] },
+    ]);
+    const summary = await report({ inputs: [dir], out: path.join(dir, 'report') });
+    assert.ok(summary.figures.some((f) => f.endsWith('layer-density.png')), JSON.stringify(summary.skipped));
+    const fig = figureOf([dir], 'layer-density');
+    assert.ok('figure' in fig);
+    assert.ok(fig.figure.rows.every((r) => Number(r.mean) > 0), 'no density 0 on the log axis');
+    assert.match(JSON.stringify(fig.figure.spec.title), /Pruned away \(no connections left, not drawn\): gradual at 98% fc1/);
+    // bars rise from below the smallest density, so a layer at density 1 is the tallest bar, not an empty one
+    const base = /"y2":\{"datum":([0-9.e-]+)\}/.exec(JSON.stringify(fig.figure.spec));
+    assert.ok(base && Number(base[1]) < 0.015, `bar base ${base?.[1]}`);
+  });
+
+  test('one run, one seed, all diverged: no crash, every figure drawn or listed with a reason', async () => {
+    const one = writeSweep('one', [{ method: 'static', sparsity: 0.9, seed: 0, layers: [0.1, 0.3, 1] }]);
+    const diverged = writeSweep('diverged', [0.9, 0.98].flatMap((sparsity) => [0, 1].map((seed) => ({ method: 'rigl', sparsity, seed, status: 'diverged' }))));
+    for (const dir of [one, diverged]) {
+      const out = path.join(dir, 'report');
+      const summary = await report({ inputs: [dir], out });
+      assert.equal(summary.figures.length + summary.skipped.length, FIGURES.length);
+      for (const s of summary.skipped) assert.ok(s.reason.length > 10 && !s.reason.includes('\n'), `${s.figure}: ${s.reason}`);
+      const html = fs.readFileSync(summary.html, 'utf8');
+      for (const s of summary.skipped) assert.ok(html.includes(`<b>${s.figure}</b>`), `${s.figure} listed under Not drawn`);
+    }
+  });
+
+  test('subtitles state n; error bars only where n >= 2', () => {
+    const plans = (seeds: number[]) => ['static', 'set'].flatMap((method, m) => [0.9, 0.98].flatMap((sparsity) => seeds.map((seed) => ({ method, sparsity, seed, acc: 0.9 - sparsity / 10 - m / 50 + seed / 500 }))));
+    const single = figureOf([writeSweep('single', plans([0]))], 'accuracy-vs-sparsity');
+    assert.ok('figure' in single);
+    const singleTitle = JSON.stringify(single.figure.spec.title);
+    assert.match(singleTitle, /n = 1 seed per point: no error bars/);
+    assert.doesNotMatch(singleTitle, /±1 std/);
+    assert.ok(single.figure.rows.every((r) => r.lo === null));
+    const three = figureOf([writeSweep('three', plans([0, 1, 2]))], 'accuracy-vs-sparsity');
+    assert.ok('figure' in three);
+    assert.match(JSON.stringify(three.figure.spec.title), /n = 3 seeds per point; error bars: ±1 std over seeds/);
+    assert.ok(three.figure.rows.every((r) => r.lo !== null && r.hi !== null && Number(r.hi) > Number(r.lo)));
+  });
+
+  test('series that coincide are named, and every method has its own marker and a colour-blind-safe colour', () => {
+    const dir = writeSweep('coincide', ['dense', 'static', 'set', 'rigl', 'gse', 'gradual'].flatMap((method) => (method === 'dense' ? [0] : [0.9, 0.98]).map((sparsity) => ({
+      method, sparsity, seed: 0, flops: method === 'rigl' ? 1.5 * (1 - sparsity) : method === 'gradual' ? 0.5 : sparsity ? 1 - sparsity : 1,
+    }))));
+    const flops = figureOf([dir], 'flops-vs-sparsity');
+    assert.ok('figure' in flops);
+    assert.match(JSON.stringify(flops.figure.spec.title), /Coinciding \(markers tell them apart\): static, set, gse/);
+    const text = JSON.stringify(flops.figure.spec);
+    const shape = /"shape":\{"field":"label","type":"nominal","title":"Method","scale":\{"domain":(\[[^\]]*\]),"range":(\[[^\]]*\])/.exec(text);
+    assert.ok(shape, 'markers encode the method');
+    const shapes = JSON.parse(shape[2]) as string[];
+    assert.equal(new Set(shapes).size, shapes.length, `distinct markers: ${shape[2]}`);
+    const colors = methodColors(['dense', 'static', 'set', 'rigl', 'gse', 'gradual', 'gse (uniform)', 'gse (grabo)', 'gse (graest)', 'snip', 'grasp', 'synflow', 'lottery', 'topkast']);
+    const tol = new Set(['#000000', '#117733', '#44AA99', '#999933', '#228833', '#CCBB44', '#997700', '#66CCEE', '#4477AA', '#332288', '#CC3311', '#EE6677', '#AA3377']);
+    for (const [m, c] of colors) assert.ok(tol.has(c), `${m}: ${c} is not from the colour-blind-safe schemes`);
   });
 });
