@@ -15,8 +15,8 @@ function packageDigits(): number[][] {
   return Array.from({ length: 10 }, (_, d) => (JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data);
 }
 
-test('registry lists the four datasets with summaries and option defaults', () => {
-  assert.deepEqual(Object.keys(datasets).sort(), ['cifar10', 'cifar100', 'mnist', 'synthetic']);
+test('registry lists the six datasets with summaries and option defaults', () => {
+  assert.deepEqual(Object.keys(datasets).sort(), ['cifar10', 'cifar100', 'fashion-mnist', 'mnist', 'mnist-full', 'synthetic']);
   for (const [name, e] of Object.entries(datasets)) {
     assert.equal(e.name, name);
     assert.ok(e.summary.length > 10);

@@ -1,5 +1,6 @@
 /**
- * Download, verify and unpack the official CIFAR binary archives (for `sparsebench data fetch`).
+ * Download and verify the official CIFAR binary archives (and unpack them) and the MNIST /
+ * Fashion-MNIST IDX files, for `sparsebench data fetch`.
  * Never used by tests against the network.
  *
  * fetchDataset(name, dir): if dir/<cifar folder>/ already holds valid files it does nothing.
@@ -15,6 +16,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { CIFAR10, CIFAR100, recordSize, type CifarLayout } from './cifar.js';
+import { IDX_FILES, idxPath, readIdx, type IdxLayout } from './idx.js';
 
 export interface ArchiveInfo { url: string; file: string; md5: string }
 
@@ -86,6 +88,41 @@ export async function installArchive(name: 'cifar10' | 'cifar100', archive: stri
 }
 
 /**
+ * Streams `url` into the file `part` while computing its MD5, and checks it against `md5` (when
+ * given). Every failure is a UserError naming the URL; `manual` says how to do it by hand.
+ */
+async function downloadVerified(url: string, part: string, expected: { name: string; md5?: string }, manual: string, onProgress?: (done: number, total?: number) => void): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new UserError(`data fetch: cannot download ${url} (${firstLine(e)}; no network? ${manual})`);
+  }
+  if (!res.ok || !res.body) throw new UserError(`data fetch: ${url} answered HTTP ${res.status} ${res.statusText} (${manual})`);
+  const lengthHeader = Number(res.headers.get('content-length'));
+  const total = Number.isFinite(lengthHeader) && lengthHeader > 0 ? lengthHeader : undefined;
+  const hash = createHash('md5');
+  const out = createWriteStream(part);
+  let done = 0;
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      done += chunk.length;
+      if (!out.write(chunk)) await once(out, 'drain');
+      onProgress?.(done, total);
+    }
+  } catch (e) {
+    out.destroy();
+    throw new UserError(`data fetch: download of ${url} broke off after ${done} bytes (${firstLine(e)})`);
+  }
+  out.end();
+  await once(out, 'finish');
+  if (total !== undefined && done !== total) throw new UserError(`data fetch: download of ${url} ended after ${done} of ${total} bytes`);
+  const got = hash.digest('hex');
+  if (expected.md5 && got !== expected.md5) throw new UserError(`data fetch: ${expected.name} has MD5 ${got}, not the published ${expected.md5} (corrupt download; try again)`);
+}
+
+/**
  * Download the official archive of `name` into `dir`, verify its MD5 and unpack it there
  * (dir/cifar-10-batches-bin/ or dir/cifar-100-binary/). onProgress gets bytes done and, when
  * the server says, the total. `source` overrides the URL/checksum (mirrors, tests).
@@ -105,36 +142,48 @@ export async function fetchDataset(
   const part = join(dir, `.${info.file}.part-${process.pid}`);
   const manual = `download ${info.url} by hand and unpack it into ${dir}`;
   try {
-    let res: Response;
-    try {
-      res = await fetch(info.url);
-    } catch (e) {
-      throw new UserError(`data fetch: cannot download ${info.url} (${firstLine(e)}; no network? ${manual})`);
-    }
-    if (!res.ok || !res.body) throw new UserError(`data fetch: ${info.url} answered HTTP ${res.status} ${res.statusText} (${manual})`);
-    const lengthHeader = Number(res.headers.get('content-length'));
-    const total = Number.isFinite(lengthHeader) && lengthHeader > 0 ? lengthHeader : undefined;
-    const hash = createHash('md5');
-    const out = createWriteStream(part);
-    let done = 0;
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        hash.update(chunk);
-        done += chunk.length;
-        if (!out.write(chunk)) await once(out, 'drain');
-        onProgress?.(done, total);
-      }
-    } catch (e) {
-      out.destroy();
-      throw new UserError(`data fetch: download of ${info.url} broke off after ${done} bytes (${firstLine(e)})`);
-    }
-    out.end();
-    await once(out, 'finish');
-    if (total !== undefined && done !== total) throw new UserError(`data fetch: download of ${info.url} ended after ${done} of ${total} bytes`);
-    const got = hash.digest('hex');
-    if (info.md5 && got !== info.md5) throw new UserError(`data fetch: ${info.file} has MD5 ${got}, not the published ${info.md5} (corrupt download; try again)`);
+    await downloadVerified(info.url, part, { name: info.file, md5: info.md5 }, manual, onProgress);
     await installArchive(name, part, dir);
   } finally {
     rmSync(part, { force: true });
   }
+}
+
+/** True when folder holds all four IDX files of the layout, each complete (raw or .gz). */
+export function idxInstalled(layout: IdxLayout, folder: string): boolean {
+  try {
+    for (const f of IDX_FILES) readIdx(idxPath(folder, f, layout), f.includes('images') ? 3 : 1);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Download the four official .gz files of an IDX dataset into dir/<layout dir>/ under their
+ * official names, each checked against its published MD5 before it takes its name (so the folder
+ * never holds a partial file). `source.url` replaces the base URL (a mirror of the same files).
+ */
+export async function fetchIdx(layout: IdxLayout, dir: string, onProgress?: (file: string, done: number, total?: number) => void,
+  source?: { url?: string }): Promise<string> {
+  const target = join(dir, layout.dirName);
+  try {
+    mkdirSync(target, { recursive: true });
+  } catch (e) {
+    throw new UserError(`--dir ${dir}: cannot create ${target} (${firstLine(e)})`);
+  }
+  const base = source?.url ?? layout.baseUrl;
+  for (const f of IDX_FILES) {
+    const file = `${f}.gz`;
+    const url = `${base.replace(/\/?$/, '/')}${file}`;
+    const part = join(target, `.${file}.part-${process.pid}`);
+    try {
+      await downloadVerified(url, part, { name: file, md5: layout.md5[f] }, `download ${url} by hand into ${target}`, (d, t) => onProgress?.(file, d, t));
+      readIdx(part, f.includes('images') ? 3 : 1); // a complete IDX file, not an error page
+      renameSync(part, join(target, file));
+    } finally {
+      rmSync(part, { force: true });
+    }
+  }
+  return target;
 }

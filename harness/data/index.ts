@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { mnistEntry } from './mnist.js';
 import { syntheticEntry } from './synthetic.js';
 import { cifar10Entry, cifar100Entry } from './cifar.js';
+import { fashionMnistEntry, mnistFullEntry } from './idx.js';
 
 export interface Split { x: Float32Array; y: Int32Array; n: number }      // x: n samples, each prod(inputShape) floats, NHWC order for images
 export interface Dataset {
@@ -35,6 +36,8 @@ export interface DatasetEntry {
 /** The registry: the only list of datasets. */
 export const datasets: Record<string, DatasetEntry> = {
   mnist: mnistEntry,
+  'mnist-full': mnistFullEntry,
+  'fashion-mnist': fashionMnistEntry,
   synthetic: syntheticEntry,
   cifar10: cifar10Entry,
   cifar100: cifar100Entry,
