@@ -8,6 +8,7 @@ import { UserError } from '../errors.js';
 import { checkDataFiles } from '../data/index.js';
 import { resolveShard, shardSpecs } from '../shard.js';
 import { runId } from '../spec.js';
+import { checkSweepMemory, memoryLimit } from '../memory.js';
 import { runSweep } from '../sweep.js';
 import { checkSweepOptions, defineCommand, log, numberOption, sweepOptions } from './common.js';
 import { sweepStatus, type StatusRow } from './status.js';
@@ -20,6 +21,7 @@ function builder(y: Argv) {
     .option('shard', { type: 'string', describe: 'run only slice i of n of the grid (i/n, 1-based; default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, plus 1, of --shards)' })
     .option('shards', numberOption('shards', 'shard count of a SLURM job array or Kubernetes Indexed Job whose task index picks the shard (or env SPARSEBENCH_SHARDS)', { integer: true, positive: true }))
     .options(sweepOptions)
+    .option('memory-limit', numberOption('memory-limit', 'GB one run may use (default: the machine\'s memory / --jobs); runs estimated above it are refused before any starts', { positive: true }))
     .example('$0 run configs/quickstart.json', 'the quickstart sweep on MNIST')
     .example('$0 run configs/quickstart.json --smoke', 'check every cell in seconds')
     .example('$0 run configs/quickstart.json --set training.epochs=5 --set grid.seed=[0,1]', 'override fields')
@@ -65,6 +67,8 @@ export const runCommand = defineCommand({
     const out = a.out ?? path.join('runs', a.smoke ? `${sweep.name}-smoke` : sweep.name);
     const kernels = [...new Set(sweep.specs.flatMap((s) => models[s.model.name].kernels))];
     const backend = await selectBackend(a.backend, kernels);
+    const mine = shardSpecs(sweep.specs, shard);
+    checkSweepMemory(mine, memoryLimit({ jobs: Math.min(a.jobs, mine.length), backend, limitGb: a['memory-limit'] }), a.config);
     const where = shard ? ` (shard ${shard.index}/${shard.count} from ${shard.source.replace(/:$/, '')})` : '';
     log(`sweep ${sweep.name}: ${sweep.specs.length} runs${where}, backend ${backend}, output ${out}, jobs ${a.jobs}`);
     const staleMs = a['lock-timeout'] * 1000;

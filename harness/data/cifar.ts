@@ -215,7 +215,7 @@ function entry(layout: CifarLayout): DatasetEntry {
     options: {
       augment: { type: 'boolean', default: true, help: 'training augmentation: pad 4 + random 32x32 crop + horizontal flip (p=0.5)' },
     },
-    shape: () => ({ inputShape: [SIDE, SIDE, 3], classes: layout.classes }),
+    shape: () => ({ inputShape: [SIDE, SIDE, 3], classes: layout.classes, samples: 60_000 }),
     load(options, ctx) {
       return loadCifar(layout, ctx.dataDir, options.augment === undefined ? true : Boolean(options.augment));
     },

@@ -144,7 +144,7 @@ function entry(layout: IdxLayout, summary: string): DatasetEntry {
     name: layout.name,
     summary,
     options: {},
-    shape: () => ({ inputShape: [SIDE, SIDE, 1], classes: 10 }),
+    shape: () => ({ inputShape: [SIDE, SIDE, 1], classes: 10, samples: 70_000 }),
     load: (_options, ctx) => loadIdx(layout, ctx.dataDir),
   };
 }

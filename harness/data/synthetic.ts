@@ -96,7 +96,7 @@ export const syntheticEntry: DatasetEntry = {
   },
   shape(options) {
     const o = { ...defaultsOf(syntheticEntry), ...options } as unknown as SyntheticOptions;
-    return { inputShape: parseShape(o.shape) ?? [o.features], classes: o.classes };
+    return { inputShape: parseShape(o.shape) ?? [o.features], classes: o.classes, samples: o.trainSamples + o.testSamples };
   },
   load(options, ctx): Dataset {
     // defaults filled here too, so calling load directly with partial options works
