@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Argv, CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError } from './errors.js';
+import { asDiskFull, UserError } from './errors.js';
 import { packageVersion } from './provenance.js';
 import { benchCommand } from './commands/bench.js';
 import { collectCommand } from './commands/collect.js';
@@ -73,7 +73,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
   exitQuietlyOnClosedPipe();
   try {
     await buildCli(argv).parseAsync();
-  } catch (e) {
+  } catch (thrown) {
+    const e = asDiskFull(thrown) ?? thrown;
     if (e instanceof UserError) {
       process.stderr.write(`sparsebench: ${e.message.split('\n')[0]}\n`);
       process.exitCode = e.exitCode;

@@ -115,8 +115,9 @@ export function staleReason(seen: SeenLock, staleMs: number, now = Date.now()): 
 function createExclusive(file: string, content: string): boolean {
   for (let attempt = 0; ; attempt++) {
     const tmp = `${file}.${unique()}.tmp`;
-    writeFileSync(tmp, content);
     try {
+      // inside the try: a write that fails part-way (a full disk) leaves no temporary behind
+      writeFileSync(tmp, content);
       linkSync(tmp, file);
       return true;
     } catch (e) {

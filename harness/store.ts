@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from './errors.js';
+import { asDiskFull, UserError } from './errors.js';
 import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
@@ -50,7 +50,7 @@ export function writeFileAtomic(file: string, content: string | Uint8Array, dura
     renameSync(tmp, file);
   } catch (e) {
     try { unlinkSync(tmp); } catch { /* never written */ }
-    throw e;
+    throw asDiskFull(e, file) ?? e;
   }
 }
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Sweep } from './config.js';
+import { UserError } from './errors.js';
 import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
@@ -120,6 +121,8 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
 
   let stopping: NodeJS.Signals | null = null;
   let stoppingAt = 0;
+  /** why a worker stopped the whole sweep (a full disk), for the user */
+  let stopSweep: string | null = null;
   let children: ChildProcess[] = [];
   const onSignal = (sig: NodeJS.Signals, from: 'self' | 'worker') => {
     if (stopping) {
@@ -167,6 +170,12 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
           if (m.type === 'event') tally(i + 1, m.e);
           else if (m.type === 'exit') { reported = true; add(m.counts); }
           else if (m.type === 'signal' && o.handleSignals) onSignal(m.signal, 'worker');
+          else if (m.type === 'stop-sweep') {
+            // e.g. a full disk: every other worker checkpoints its run and stops too
+            reported = true;
+            stopSweep ??= m.message;
+            for (const c of children) if (c !== child && c.connected) c.send({ type: 'stop' } satisfies ToWorker);
+          }
         });
         child.on('exit', (code, signal) => {
           if (!reported && !stopping) {
@@ -185,6 +194,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
     progress.close();
   }
+  if (stopSweep) throw new UserError(stopSweep, 1);
   outcome.signal = stopping;
   for (const problem of collectResults(o.out)!.unreadable) o.log(`warning: ${problem}; that run is not in results.csv`);
   return outcome;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { asDiskFull, DiskFull } from './errors.js';
 import { defaultLockOptions, LockLost, tryLock, type Lock, type LockOptions } from './lock.js';
 import type { WorkerEvent } from './progress.js';
 import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';
@@ -99,6 +100,9 @@ export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, 
       o.emit({ type: 'end', id, status: 'interrupted', step: e.step });
       return 'interrupted';
     }
+    // a full disk is not the run's failure: the sweep stops, the run stays resumable
+    const full = asDiskFull(e);
+    if (full) throw full;
     const message = (e as Error).message?.split('\n')[0] || String(e);
     const result: RunResult = { run_id: id, status: 'failed', error: message, backend: o.backend, finished: new Date().toISOString() };
     try {
@@ -120,6 +124,15 @@ export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, 
  * may go stale meanwhile), and with `wait` until no run is left unfinished.
  */
 export async function workLoop(specs: RunSpec[], o: WorkOptions): Promise<Record<RunOutcome, number>> {
+  try {
+    return await claimAndRun(specs, o);
+  } catch (e) {
+    // a full disk anywhere (folder, lock, checkpoint, results.csv) stops this worker's sweep
+    throw asDiskFull(e) ?? e;
+  }
+}
+
+async function claimAndRun(specs: RunSpec[], o: WorkOptions): Promise<Record<RunOutcome, number>> {
   const counts: Record<RunOutcome, number> = { done: 0, diverged: 0, failed: 0, interrupted: 0, lost: 0 };
   const busyReported = new Set<string>();
   const pollMs = Math.max(100, Math.min(5000, o.lock.staleMs / 10));
@@ -180,7 +193,9 @@ export type FromWorker =
   | { type: 'event'; e: WorkerEvent }
   | { type: 'exit'; counts: Record<RunOutcome, number> }
   /** this worker got a signal of its own (kill of one worker, or one delivery of a signal to the process group) */
-  | { type: 'signal'; signal: 'SIGINT' | 'SIGTERM' };
+  | { type: 'signal'; signal: 'SIGINT' | 'SIGTERM' }
+  /** the worker stopped the sweep (a full disk): its message, for the user */
+  | { type: 'stop-sweep'; message: string };
 
 /** Entry of a worker process (forked by runSweep with an IPC channel). */
 async function childMain(): Promise<void> {
@@ -213,12 +228,20 @@ async function childMain(): Promise<void> {
   const { selectBackend } = await import('./backend.js');
   await selectBackend(init.options.backend as 'cpu');
   limitKernelThreads();
-  const counts = await workLoop(init.specs, {
-    ...init.options,
-    lock: init.options.lock ?? defaultLockOptions,
-    stop: () => stopping,
-    emit: (e) => send({ type: 'event', e }),
-  });
+  let counts: Record<RunOutcome, number>;
+  try {
+    counts = await workLoop(init.specs, {
+      ...init.options,
+      lock: init.options.lock ?? defaultLockOptions,
+      stop: () => stopping,
+      emit: (e) => send({ type: 'event', e }),
+    });
+  } catch (e) {
+    if (!(e instanceof DiskFull)) throw e;
+    send({ type: 'stop-sweep', message: e.message });
+    if (process.connected) process.disconnect();
+    return;
+  }
   send({ type: 'exit', counts });
   if (process.connected) process.disconnect();
 }
