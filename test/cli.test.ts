@@ -147,3 +147,9 @@ test('--help wraps at word boundaries on an 80-column terminal', () => {
     }
   }
 });
+
+test('bench scaling with too few steps for an update says so instead of printing bare NaN', () => {
+  const r = runCli(['bench', 'scaling', '--methods', 'gse', '--widths', '64', '--base-width', '64', '--steps', '3', '--backend', 'cpu']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /note: --steps 3 is not more than --delta 5: no prune-grow update runs, so gse get no update time/);
+});

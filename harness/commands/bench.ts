@@ -7,7 +7,8 @@ import { models } from '../../models/index.js';
 import type { OptionSpec } from '../options.js';
 import { UserError } from '../errors.js';
 import { getModel } from '../../models/index.js';
-import { backendOption, defineCommand, log } from './common.js';
+import { getMethod } from '../../methods/index.js';
+import { backendOption, defineCommand, log, numberOption } from './common.js';
 
 function numbers(list: string, flag: string): number[] {
   const xs = list.split(',').map((s) => Number(s.trim()));
@@ -59,8 +60,8 @@ const scaling = defineCommand({
     .option('format', { choices: ['csr', 'masked'] as const, default: 'csr' as const, describe: 'storage format of the sparse methods' })
     .option('base-width', { type: 'number', default: 1024, describe: 'mlp: width at which --sparsity holds; wider models keep its active count (other models: multiplier 1)' })
     .option('sparsity', { type: 'number', default: 0.98, describe: 'sparsity at the base width' })
-    .option('steps', { type: 'number', default: 30, describe: 'training steps per point' })
-    .option('delta', { type: 'number', default: 5, describe: 'steps between prune-grow updates' })
+    .option('steps', numberOption('steps', 'training steps per point', { default: 30, integer: true, positive: true }))
+    .option('delta', numberOption('delta', 'steps between prune-grow updates', { default: 5, integer: true, positive: true }))
     .option('max-dense-gib', { type: 'number', default: 4, describe: 'skip points needing a dense rows x cols matrix above this size' })
     .option('timeout', { type: 'number', default: 600, describe: 'seconds per point' })
     .option('out', { type: 'string', describe: 'CSV file' })
@@ -70,6 +71,10 @@ const scaling = defineCommand({
   handler: (a) => {
     getModel(a.model);
     const widths = a.model === 'mlp' ? numbers(a.widths, 'widths') : multipliers(a.widths);
+    const updating = a.methods.split(',').filter((m) => getMethod(m).updates);
+    if (updating.length && a.steps <= a.delta) {
+      log(`note: --steps ${a.steps} is not more than --delta ${a.delta}: no prune-grow update runs, so ${updating.join(', ')} get no update time (shown as NaN in the slopes); use --steps > --delta`);
+    }
     benchScaling({
       model: a.model, methods: a.methods.split(','), widths, format: a.format, baseWidth: a.baseWidth,
       sparsity: a.sparsity, steps: a.steps, delta: a.delta, backend: a.backend, maxDenseGiB: a.maxDenseGib,
