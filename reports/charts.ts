@@ -156,6 +156,8 @@ export interface AxisSpec {
   integer?: boolean;
   /** round the domain to nice numbers (default true; false: the data's own extent) */
   nice?: boolean;
+  /** grid lines at the ticks (default true) */
+  grid?: boolean;
 }
 
 /**
@@ -188,7 +190,7 @@ export function axisEncoding(field: string, a: AxisSpec) {
   else scale.padding = 8;
   if (a.log) Object.assign(scale, { type: 'log', base: a.log });
   else if (a.type === 'quantitative') scale.zero = false;
-  const axis: Record<string, unknown> = { labelAngle: a.labelAngle ?? 0, grid: true };
+  const axis: Record<string, unknown> = { labelAngle: a.labelAngle ?? 0, grid: a.grid ?? true };
   if (a.values) axis.values = a.values;
   if (a.labelExpr) axis.labelExpr = a.labelExpr;
   if (a.format) axis.format = a.format;
@@ -224,13 +226,28 @@ export interface MeanChartOptions {
 }
 
 /** Faceted chart: one line per (label, variant) with points, ±std error bars or band, reference rules. */
-export function meanChart(o: MeanChartOptions): VlSpec {
+export function meanChart(options: MeanChartOptions): VlSpec {
+  // on a discrete x (sparsity levels) the series stand side by side in each band, so equal values
+  // (RigL and GSE at one level) and their error bars never hide one another
+  const seriesOf = (r: MeanRow) => (r.variant ? `${r.label} · ${r.variant}` : r.label);
+  const order = uniq(options.rows.filter((r) => !r.reference).map(seriesOf)).sort(compareMethods);
+  const levels = options.x.domain ?? [];
+  const dodge = options.x.type === 'ordinal' && order.length > 1 && levels.length > 0;
+  // x becomes the level's index plus the series' place in a band 0.7 wide; ticks keep the level names
+  const step = 0.7 / order.length;
+  const o: MeanChartOptions = dodge ? {
+    ...options,
+    rows: options.rows.map((r) => ({ ...r, position: levels.indexOf(String(r.x)) + (order.indexOf(seriesOf(r)) - (order.length - 1) / 2) * step })),
+    x: { title: options.x.title, type: 'quantitative', extent: [-0.5, levels.length - 0.5], values: levels.map((_, i) => i),
+      labelExpr: `${JSON.stringify(levels)}[datum.value]`, grid: false },
+    width: options.width ?? Math.max(PANEL_WIDTH, 9 * levels.length * order.length),
+  } : options;
   const points = o.points ?? true;
   const color = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
   // with markers the legend shows each series' marker in its colour (merged with the shape legend)
   if (points) color.legend = { symbolSize: 90, symbolStrokeWidth: 1.6 } as typeof color.legend;
   const dash = dashEncoding(o.rows);
-  const x = axisEncoding('x', o.x);
+  const x = axisEncoding(dodge ? 'position' : 'x', o.x);
   const yAxis = o.y.log && !o.y.values ? { ...o.y, ...logAxis(o.rows.flatMap((r) => [r.mean, r.lo ?? r.mean, r.hi ?? r.mean])) } : o.y;
   const y = axisEncoding('mean', yAxis);
   const series = { color, ...(dash ? { strokeDash: dash } : {}) };

@@ -22,27 +22,33 @@ export function fontFiles(): string[] {
  * fixed masks (static and the pruning-at-init baselines) greens; dense-to-sparse pruning (gradual,
  * lottery) ochres; dynamic sparse training (SET, RigL, Top-KAST) blues; GSE's samplers reds and
  * purple. Hues and lightness come from Paul Tol's colour-blind-safe schemes (bright, vibrant,
- * muted), and the methods of a figure have their own marker shapes (a shape is shared only by
- * methods of different families that rarely meet), so none depends on colour alone. Aliases share
- * a style.
+ * muted), and every method has its own marker shape, so none depends on colour alone. Aliases
+ * share a style.
  */
+/** Filled marker outlines that vega has no name for (paths in the unit square around 0). */
+const PENTAGON = 'M0,-1L0.951,-0.309L0.588,0.809L-0.588,0.809L-0.951,-0.309Z';
+const STAR = 'M0,-1L0.235,-0.324L0.951,-0.309L0.38,0.124L0.588,0.809L0,0.4L-0.588,0.809L-0.38,0.124L-0.951,-0.309L-0.235,-0.324Z';
+const HEXAGON = 'M0.866,-0.5L0.866,0.5L0,1L-0.866,0.5L-0.866,-0.5L0,-1Z';
+/** A filled "x" (the plus sign turned by 45°). */
+const SALTIRE = 'M-1,-0.6L-0.6,-1L0,-0.4L0.6,-1L1,-0.6L0.4,0L1,0.6L0.6,1L0,0.4L-0.6,1L-1,0.6L-0.4,0Z';
+
 const METHOD_STYLES: Record<string, { color: string; shape: string }> = {
   dense: { color: '#000000', shape: 'circle' },
   static: { color: '#117733', shape: 'square' },
-  snip: { color: '#44AA99', shape: 'wedge' },
+  snip: { color: '#44AA99', shape: PENTAGON },
   grasp: { color: '#999933', shape: 'triangle-left' },
   synflow: { color: '#228833', shape: 'triangle-right' },
   gradual: { color: '#CCBB44', shape: 'cross' },
-  lottery: { color: '#997700', shape: 'arrow' },
-  lth: { color: '#997700', shape: 'arrow' },
+  lottery: { color: '#997700', shape: STAR },
+  lth: { color: '#997700', shape: STAR },
   set: { color: '#66CCEE', shape: 'triangle-down' },
   rigl: { color: '#4477AA', shape: 'diamond' },
-  topkast: { color: '#332288', shape: 'square' },
-  'top-kast': { color: '#332288', shape: 'square' },
+  topkast: { color: '#332288', shape: HEXAGON },
+  'top-kast': { color: '#332288', shape: HEXAGON },
   gse: { color: '#EE6677', shape: 'triangle-up' },
   'gse (uniform)': { color: '#EE6677', shape: 'triangle-up' },
   'gse (grabo)': { color: '#CC3311', shape: 'circle' },
-  'gse (graest)': { color: '#AA3377', shape: 'cross' },
+  'gse (graest)': { color: '#AA3377', shape: SALTIRE },
 };
 
 /** Colours of the kernel benchmark's storage formats. */
@@ -51,7 +57,7 @@ const FORMAT_COLORS: Record<string, string> = { dense: '#000000', csr: '#CC3311'
 /** Colours left for methods the palette does not know (plugins): Tol's muted scheme, none equal to a fixed one. */
 const SPARE_COLORS = ['#882255', '#DDCC77', '#88CCEE', '#CC6677', '#AA4499', '#EE7733', '#0077BB', '#009988', '#EE3377', '#BBBBBB'];
 /** Marker shapes of plugins (vega shape names), by the same hash as their colour. */
-const SPARE_SHAPES = ['cross', 'triangle-right', 'triangle-left', 'wedge', 'circle', 'square', 'diamond', 'triangle-up', 'triangle-down'];
+const SPARE_SHAPES = ['cross', 'triangle-right', 'triangle-left', PENTAGON, STAR, HEXAGON, 'circle', 'square', 'diamond', 'triangle-up', 'triangle-down'];
 
 /** Listing order: dense first, then baselines, the other plugins, and GSE last (as papers list "ours"). */
 const METHOD_ORDER = ['dense', 'static', 'snip', 'grasp', 'synflow', 'lottery', 'lth', 'gradual', 'set', 'rigl', 'topkast', 'top-kast'];
