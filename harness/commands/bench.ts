@@ -28,6 +28,9 @@ function sparsities(list: string): number[] {
   return xs;
 }
 
+/** --smoke: the first two points of a size list, at 64 and 128. */
+const smokeSizes = (xs: number[]) => xs.slice(0, 2).map((_, i) => 64 << i);
+
 const kernels = defineCommand({
   command: 'kernels',
   describe: 'sparse x dense multiply time vs sparsity: dense (tfjs wasm matMul) and csr (our SIMD kernel), GFLOP/s',
@@ -40,12 +43,14 @@ const kernels = defineCommand({
     .option('dense', { type: 'boolean', default: true, describe: 'also time dense matMul (--no-dense to skip)' })
     .option('copy', { type: 'boolean', default: false, describe: 'also time csr including the copy into wasm memory' })
     .option('out', { type: 'string', describe: 'CSV file (a .json with the kernel info beside it)' })
+    .option('smoke', { type: 'boolean', default: false, describe: 'check the command in seconds: the first two sizes become 64 and 128, 2 repetitions (numbers mean nothing)' })
     .example('$0 bench kernels --sizes 2048,4096,8192,16384 --out kernels.csv', 'the paper\'s supplement figure'),
   handler: async (a) => {
     const formats: KernelFormat[] = [...(a.dense ? ['dense' as const] : []), 'csr', ...(a.copy ? ['csr-copy' as const] : [])];
+    const sizes = numbers(a.sizes, 'sizes');
     await benchKernels({
-      sizes: numbers(a.sizes, 'sizes'), sparsities: sparsities(a.sparsities), batch: a.batch, threads: a.threads,
-      repeats: a.repeats, out: a.out, formats, log,
+      sizes: a.smoke ? smokeSizes(sizes) : sizes, sparsities: sparsities(a.sparsities), batch: a.smoke ? Math.min(16, a.batch) : a.batch, threads: a.threads,
+      repeats: a.smoke ? 2 : a.repeats, out: a.out, formats, log,
     });
   },
 });
@@ -65,19 +70,23 @@ const scaling = defineCommand({
     .option('max-dense-gib', { type: 'number', default: 4, describe: 'skip points needing a dense rows x cols matrix above this size' })
     .option('timeout', { type: 'number', default: 600, describe: 'seconds per point' })
     .option('out', { type: 'string', describe: 'CSV file' })
+    .option('smoke', { type: 'boolean', default: false, describe: 'check the command quickly: every method at one small width (mlp 64, other models x0.125), 6 steps, an update every 2 (numbers mean nothing, no slopes)' })
     .options(backendOption)
     .example('$0 bench scaling --methods gse,rigl --widths 1024,4096,16384 --out scaling.csv', '')
     .example('$0 bench scaling --model vgg16 --methods gse,rigl --widths 1,2,4 --steps 6 --delta 2 --out vgg-scaling.csv', 'a paper model at constant active connections'),
   handler: (a) => {
     getModel(a.model);
-    const widths = a.model === 'mlp' ? numbers(a.widths, 'widths') : multipliers(a.widths);
+    const [steps, delta] = a.smoke ? [6, 2] : [a.steps, a.delta];
     const updating = a.methods.split(',').filter((m) => getMethod(m).updates);
-    if (updating.length && a.steps <= a.delta) {
-      log(`note: --steps ${a.steps} is not more than --delta ${a.delta}: no prune-grow update runs, so ${updating.join(', ')} get no update time (shown as NaN in the slopes); use --steps > --delta`);
+    if (updating.length && steps <= delta) {
+      log(`note: --steps ${steps} is not more than --delta ${delta}: no prune-grow update runs, so ${updating.join(', ')} get no update time (shown as NaN in the slopes); use --steps > --delta`);
     }
+    const given = a.model === 'mlp' ? numbers(a.widths, 'widths') : multipliers(a.widths);
+    // --smoke: one small point per method (an MLP of width 64, another model at 1/8 of its width)
+    const widths = a.smoke ? [a.model === 'mlp' ? 64 : 0.125] : given;
     benchScaling({
-      model: a.model, methods: a.methods.split(','), widths, format: a.format, baseWidth: a.baseWidth,
-      sparsity: a.sparsity, steps: a.steps, delta: a.delta, backend: a.backend, maxDenseGiB: a.maxDenseGib,
+      model: a.model, methods: a.methods.split(','), widths, format: a.format, baseWidth: a.smoke && a.model === 'mlp' ? 64 : a.baseWidth,
+      sparsity: a.sparsity, steps, delta, backend: a.backend, maxDenseGiB: a.maxDenseGib,
       timeoutS: a.timeout, out: a.out, log,
     });
     if (a.out) log(`wrote ${a.out}`);

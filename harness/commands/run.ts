@@ -24,7 +24,7 @@ function builder(y: Argv) {
     .option('memory-limit', numberOption('memory-limit', 'GB one run may use (default: the machine\'s memory / --jobs); runs estimated above it are refused before any starts', { positive: true }))
     .example('$0 run configs/quickstart.json', 'the quickstart sweep on MNIST')
     .example('$0 run configs/quickstart.json --smoke', 'check every cell in seconds')
-    .example('$0 run configs/quickstart.json --set training.epochs=5 --set grid.seed=[0,1]', 'override fields')
+    .example('$0 run configs/quickstart.json --set training.epochs=5 --set training.lrDrops=[3] --set grid.seed=[0,1]', 'override fields')
     .example('$0 run configs/quickstart.json --jobs 4 --shard 2/3', 'the second third of the grid, 4 runs at a time');
 }
 
