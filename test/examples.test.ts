@@ -1,11 +1,12 @@
 /**
  * Every example in README.md and in every command's --help runs as shown: each is extracted,
  * run from a scratch folder holding copies of configs/ and docs/bench/ and small generated CIFAR
- * and IDX files in data/, and must exit 0. To keep it to seconds: `run` and `bench` examples get
- * --smoke; a `run` without --out writes where the real run would (runs/<sweep name>), so the
- * status, collect and report examples after it find their folders; a `run` without --jobs gets
- * --jobs 1, and one without --shard runs only the first run of its grid (--shard 1/n). `data fetch` needs the internet: those
- * examples are listed as not run (test/idx.test.ts and the CIFAR tests fetch from a local server).
+ * and IDX files in data/, and must exit 0. To keep it short: examples of commands that have
+ * --smoke (run, bench kernels, bench scaling) get it; a `run` without --out writes where the
+ * real run would (runs/<sweep name>), so the status, collect and report examples after it find
+ * their folders; a `run` without --jobs gets --jobs 1, and one without --shard runs only the
+ * first run of its grid (--shard 1/n). `data fetch` needs the internet: those examples are
+ * listed as not run (test/idx.test.ts and the CIFAR tests fetch from a local server).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,7 +40,8 @@ const section = (text: string, title: string) => {
   for (const line of body.split('\n')) {
     const first = line.trim().split(/\s{2,}/)[0];
     if (first.startsWith('sparsebench ')) entries.push(first);
-    else if (entries.length && first) entries[entries.length - 1] += ` ${first}`;
+    // the command column starts at 2 spaces; deeper lines continue the description
+    else if (entries.length && first && /^ {2}\S/.test(line)) entries[entries.length - 1] += ` ${first}`;
   }
   return entries;
 };
@@ -79,7 +81,8 @@ test('every README and --help example runs as shown (with --smoke)', { timeout: 
     let [command, redirect] = example.split(/\s+>\s+/);
     const args = command.split(/\s+/).slice(1);
     if (args[0] === 'data' && args[1] === 'fetch') { notRun.push(`${example} (downloads from the internet)`); continue; }
-    if ((args[0] === 'run' || args[0] === 'bench') && !args.includes('--smoke')) args.push('--smoke');
+    const commandWords = args.slice(0, args[0] === 'bench' ? 2 : 1);
+    if (!args.includes('--smoke') && help(commandWords).includes('--smoke')) args.push('--smoke');
     if (args[0] === 'run') {
       if (!args.includes('--jobs')) args.push('--jobs', '1');
       const value = (flag: string) => { const i = args.indexOf(flag); return i < 0 ? undefined : args[i + 1]; };
