@@ -201,12 +201,13 @@ test('writeCifarFiles produces loadable files in both layouts', () => {
   assert.equal(Math.max(...c100.train.y), 99);
   assert.equal(CIFAR100.classes, 100);
   // what config validation reads without loading matches what loading gives
-  for (const d of [c10, c100]) assert.deepEqual(datasets[d.name].shape({}), { inputShape: d.inputShape, classes: d.classes });
+  // (samples: the official files' count for CIFAR, whatever these small files hold)
+  for (const d of [c10, c100]) assert.deepEqual(datasets[d.name].shape({}), { inputShape: d.inputShape, classes: d.classes, samples: 60_000 });
   const mnist = loadDataset('mnist', {}, { seed: 0 });
-  assert.deepEqual(datasets.mnist.shape({}), { inputShape: mnist.inputShape, classes: mnist.classes });
+  assert.deepEqual(datasets.mnist.shape({}), { inputShape: mnist.inputShape, classes: mnist.classes, samples: mnist.train.n + mnist.test.n });
   for (const o of [{}, { shape: '4x4x2', classes: 3 }, { features: 7 }]) {
     const s = loadDataset('synthetic', { ...o, trainSamples: 6, testSamples: 3 }, { seed: 0 });
-    assert.deepEqual(datasets.synthetic.shape(o), { inputShape: s.inputShape, classes: s.classes });
+    assert.deepEqual(datasets.synthetic.shape({ ...o, trainSamples: 6, testSamples: 3 }), { inputShape: s.inputShape, classes: s.classes, samples: 9 });
   }
 });
 

@@ -26,7 +26,7 @@ export interface DatasetEntry {
   name: string;
   summary: string;
   options: Record<string, DatasetOption>;
-  /** input shape, class count and samples (train + test) without loading anything (config validation, memory estimates) */
+  /** input shape, class count and samples (train + test; for files, the official dataset's) without loading anything (config validation, memory estimates) */
   shape(options: Record<string, unknown>): { inputShape: number[]; classes: number; samples: number };
   load(options: Record<string, unknown>, ctx: { dataDir?: string; seed: number }): Dataset;
   /** datasets read from files: throws a UserError unless `dataDir` holds them (checked before a sweep starts) */
