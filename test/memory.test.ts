@@ -53,7 +53,7 @@ test('a run that cannot fit is refused by validate and run with the estimate and
   fs.writeFileSync(config, JSON.stringify({ dataset: 'mnist', model: { name: 'mlp', width: 100 }, method: 'dense', training: { epochs: 1 } }));
   const v = runCli(['validate', config, '--backend', 'cpu', '--memory-limit', '8']);
   assert.equal(v.status, 2);
-  assert.match(v.stderr, /^sparsebench: \S*wide\.json: run dense masked s=0 w=100 seed=0 \[[0-9a-f]{12}\] needs about \d+\.\d GB at its peak \(estimate\), more than the 8\.0 GB it may use \(--memory-limit 8\); use format csr.*\n$/);
+  assert.match(v.stderr, /^sparsebench: \S*wide\.json: run dense \S+ s=0 w=100 seed=0 \[[0-9a-f]{12}\] needs about \d+\.\d GB at its peak \(estimate\), more than the 8\.0 GB it may use \(--memory-limit 8\); use format csr.*\n$/);
   const small = runCli(['validate', config, '--backend', 'wasm', '--memory-limit', '1000']);
   assert.equal(small.status, 2);
   assert.match(small.stderr, /needs about \d+\.\d GB of tensors \(estimate\), more than the 4 GiB WebAssembly memory of the wasm backend/);

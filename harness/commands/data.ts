@@ -93,9 +93,9 @@ function builder(y: Argv) {
     .command('fetch <dataset>', 'download the official files (progress bar) and verify their published MD5 sums: the CIFAR binary archive (unpacked), or the four MNIST / Fashion-MNIST IDX files', (f: Argv) => f
       .positional('dataset', { type: 'string', demandOption: true, describe: FETCHABLE.join(', ') })
       .option('dir', { type: 'string', default: 'data', describe: 'folder to unpack into (then run with --data-dir DIR)' })
-      .option('url', { type: 'string', describe: 'download from this mirror instead of the official URL (the same files; for MNIST the folder holding the four .gz files)' })
+      .option('url', { type: 'string', describe: 'a mirror of the official files (MNIST, Fashion-MNIST: the URL of their folder)' })
       .option('md5', { type: 'string', describe: 'expected MD5 of a CIFAR archive (default: the published one)' })
-      .example('$0 data fetch cifar10 --dir data', 'data/cifar-10-batches-bin/, then: $0 run ... --data-dir data')
+      .example('$0 data fetch cifar10 --dir data', 'data/cifar-10-batches-bin/, then: sparsebench run ... --data-dir data')
       .example('$0 data fetch mnist --dir data', 'data/mnist/ for dataset mnist-full (fashion-mnist: data/fashion-mnist/)'),
     (a) => fetchHandler(a as unknown as { dataset: string; dir: string; url?: string; md5?: string }))
     .demandCommand(1, 'name a data command: fetch');
