@@ -95,12 +95,12 @@ for (const name of Object.keys(methods)) {
   for (const format of ['masked', 'csr'] as SparseFormat[]) {
     cases.push({
       label: `${name} (${format}, mlp)`,
-      config: { ...mlpTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7, format }, update: { delta: 1, end: 1 } },
+      config: { ...mlpTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7, format }, update: { delta: 1, end: 1, samplesPerClass: 4 } },
     });
   }
 }
 for (const name of ['static', 'rigl', 'gse']) {
-  cases.push({ label: `${name} (masked, lenet5)`, config: { ...convTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7 }, update: { delta: 1, end: 1 } } });
+  cases.push({ label: `${name} (masked, lenet5)`, config: { ...convTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7 }, update: { delta: 1, end: 1, samplesPerClass: 4 } } });
 }
 
 for (const { label, config } of cases) {
