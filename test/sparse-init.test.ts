@@ -46,6 +46,7 @@ test('random connections are distinct, sorted, in range, and seeded', () => {
     if (i > 0) assert.ok(a.row[i - 1] * 53 + a.col[i - 1] < a.row[i] * 53 + a.col[i]);
   }
   assert.equal(keys.size, 500);
+  assert.throws(() => randomConnections(2, 3, 7, new Rng(1)), /cannot place 7 connections in a 2x3 matrix/);
 });
 
 test('connections of a layer with more than 2^32 positions need no rows*cols memory', () => {
