@@ -17,7 +17,7 @@ import { ProbeRecord } from '../models/sparse/probe.js';
 import type { Connections, LayerShape, SparseLayer, SparseWeight, UnitSums } from '../models/sparse/types.js';
 import { methods, getMethod } from '../methods/index.js';
 import type { Method, UpdateContext, UpdateReport, UpdateSchedule } from '../methods/types.js';
-import { dstUpdatesAt, pickExtreme, updateFraction } from '../methods/dst.js';
+import { dstUpdatesAt, pickExtreme, probeFlops, updateFraction } from '../methods/dst.js';
 import { Categorical, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
 import { allocateUniform } from '../methods/set.js';
 import { selectLargest } from '../methods/dst.js';
@@ -683,4 +683,52 @@ test('selectLargest finds the q-th largest key and its tie count as a full sort 
     }
   }
   assert.throws(() => selectLargest(new Uint32Array(3), 4), /outside 1\.\.3/);
+});
+
+// ---------------------------------------------------------------- caps on k
+
+test('k is capped: prune-first methods grow at most the inactive-before connections of a nearly dense net, gse at most its subset; probe FLOPs', () => {
+  for (const scope of ['global', 'local'] as const) {
+    // prune-first (set, rigl) on a 97% dense net at alpha 1: ceil(alpha |A|) is far more than is inactive
+    for (const name of ['set', 'rigl']) {
+      const net = makeNet(SIZES, 0.97, 4);
+      try {
+        const before = net.layers.map((l) => l.activeCount());
+        const inactive = net.layers.map((l, i) => l.rows * l.cols - before[i]);
+        const ctx = context(net.layers, 1, 100, schedule(scope, { alpha: 1 }), new Rng(1), net.probe);
+        const want = (n: number) => Math.ceil(updateFraction(ctx) * n);
+        const report = getMethod(name).update(ctx, {});
+        const expected = scope === 'global'
+          ? Math.min(want(before.reduce((a, b) => a + b)), inactive.reduce((a, b) => a + b))
+          : before.reduce((a, n, l) => a + Math.min(want(n), inactive[l]), 0);
+        assert.ok(expected < want(before.reduce((a, b) => a + b)), 'the cap binds');
+        assert.equal(report.k, expected, `${name} ${scope}`);
+        assert.equal(report.grown, expected);
+        if (scope === 'local') assert.deepEqual(net.layers.map((l) => l.activeCount()), before);
+      } finally {
+        net.dispose();
+      }
+    }
+    // grow-first (gse) with gamma 0.02: the subset holds fewer candidates than ceil(alpha |A|)
+    const net = makeNet(SIZES, 0.25, 4);
+    try {
+      const before = net.layers.map((l) => l.activeCount());
+      const spies = net.layers.map((l, i) => new Spy(l, i, []));
+      const ctx = context(spies, 1, 100, schedule(scope, { alpha: 0.5 }), new Rng(1), net.probe);
+      const report = getMethod('gse').update(ctx, { gamma: 0.02 });
+      const subset = spies.map((s) => s.subsets[0].row.length);
+      const want = (n: number) => Math.ceil(updateFraction(ctx) * n);
+      const expected = scope === 'global'
+        ? Math.min(want(before.reduce((a, b) => a + b)), subset.reduce((a, b) => a + b))
+        : before.reduce((a, n, l) => a + Math.min(want(n), subset[l]), 0);
+      assert.ok(expected < (scope === 'global' ? want(before.reduce((a, b) => a + b)) : before.reduce((a, n) => a + want(n), 0)), `the cap binds (subsets ${subset})`);
+      assert.equal(report.k, expected, `gse ${scope}`);
+      assert.equal(report.grown, expected);
+      // the probe pass: a sparse training step over the probe rows (forward, input and weight gradient)
+      assert.equal(probeFlops(spies), spies.reduce((a, s) => a + 6 * s.activeCount() * s.probeRows(), 0));
+      assert.equal(probeFlops(spies), 6 * before.reduce((a, b) => a + b) * 24);
+    } finally {
+      net.dispose();
+    }
+  }
 });
