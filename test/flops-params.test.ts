@@ -2,7 +2,7 @@
  * Reported cost numbers against values computed by hand: training FLOPs per step (forward
  * 2 x active x positions per sample, backward twice that) and parameter bytes, for every layer
  * kind in every format that supports it, and train_flops, dense_train_flops and param_bytes of
- * whole short runs. A new format for a layer kind (e.g. csr for conv) is one more entry in LAYERS.
+ * whole short runs. A new format or layer kind is one more entry in LAYERS.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +19,7 @@ const linear: LayerShape = { name: 'fc', kind: 'linear', rows: 3, cols: 5, posit
 /** 4 output channels, 2 input channels, 3x3 kernel over a 5x5 input, 'same': 25 output positions */
 const conv: LayerShape = {
   name: 'conv', kind: 'conv', rows: 4, cols: 18, positions: 25,
-  conv: { kh: 3, kw: 3, inChannels: 2, stride: 1, padding: 'same' },
+  conv: { kh: 3, kw: 3, inChannels: 2, stride: 1, padding: 'same', inputSize: [5, 5] },
 };
 
 /** The first `count` connections in row-major order. */
@@ -45,6 +45,7 @@ const LAYERS: LayerCase[] = [
   { format: 'masked', shape: conv, active: 20, flops: 3 * 2 * 20 * 25 * 4, denseFlops: 3 * 2 * 72 * 25 * 4, paramBytes: 4 * 72 + 9 + 4 * 4 },
   // csr: a value and a column index per active connection, rows + 1 row offsets, the bias
   { format: 'csr', shape: linear, active: 7, flops: 3 * 2 * 7 * 1 * 4, denseFlops: 3 * 2 * 15 * 1 * 4, paramBytes: 4 * 7 + 4 * 7 + 4 * 4 + 4 * 3 },
+  { format: 'csr', shape: conv, active: 20, flops: 3 * 2 * 20 * 25 * 4, denseFlops: 3 * 2 * 72 * 25 * 4, paramBytes: 4 * 20 + 4 * 20 + 4 * 5 + 4 * 4 },
 ];
 
 for (const c of LAYERS) {
@@ -84,28 +85,33 @@ test('a static mlp run reports train_flops, dense_train_flops and param_bytes as
   }
 });
 
-test('a static lenet5 run (conv and linear layers, masked) reports train_flops and param_bytes as computed by hand', async () => {
-  const s = await trainRun(specOf({
-    seed: 1,
-    dataset: { name: 'synthetic', shape: '12x12x1', classes: 3, trainSamples: 24, testSamples: 6, seed: 2 },
-    model: { name: 'lenet5', width: 0.5 },
-    method: 'static',
-    sparsity: { target: 0.5, distribution: 'uniform' },
-    training: { epochs: 1, batchSize: 8 },
-  }), {});
-  // conv1 3 x 25 over 12x12 positions ('same'), pool to 6x6; conv2 8 x 75 over 2x2 ('valid'), pool
-  // to 1x1; fc1 60 x 8, fc2 42 x 60, fc3 3 x 42. Half of 3801 is 1900.5, rounded to 1901: conv1
-  // (37.5) gets the odd one.
-  const sizes = [75, 600, 480, 2520, 126];
-  const positions = [144, 4, 1, 1, 1];
-  const active = [38, 300, 240, 1260, 63];
-  assert.deepEqual(s.layers.map((l) => l.rows * l.cols), sizes);
-  assert.deepEqual(s.layers.map((l) => l.active), active);
-  assert.equal(s.steps, 3);
-  const perSample = (counts: number[]) => 3 * 2 * counts.reduce((a, n, l) => a + n * positions[l], 0);
-  assert.equal(s.train_flops, 24 * perSample(active));
-  assert.equal(s.train_flops, 24 * 3 * 2 * (38 * 144 + 300 * 4 + 240 + 1260 + 63));
-  assert.equal(s.dense_train_flops, 24 * perSample(sizes));
-  const rows = [3, 8, 60, 42, 3];
-  assert.equal(s.param_bytes, sizes.reduce((a, n, l) => a + 4 * n + Math.ceil(n / 8) + 4 * rows[l], 0));
+test('a static lenet5 run (conv and linear layers, masked and csr) reports train_flops and param_bytes as computed by hand', async () => {
+  for (const format of ['masked', 'csr'] as const) {
+    const s = await trainRun(specOf({
+      seed: 1,
+      dataset: { name: 'synthetic', shape: '12x12x1', classes: 3, trainSamples: 24, testSamples: 6, seed: 2 },
+      model: { name: 'lenet5', width: 0.5 },
+      method: 'static',
+      sparsity: { target: 0.5, distribution: 'uniform', format },
+      training: { epochs: 1, batchSize: 8 },
+    }), {});
+    // conv1 3 x 25 over 12x12 positions ('same'), pool to 6x6; conv2 8 x 75 over 2x2 ('valid'), pool
+    // to 1x1; fc1 60 x 8, fc2 42 x 60, fc3 3 x 42. Half of 3801 is 1900.5, rounded to 1901: conv1
+    // (37.5) gets the odd one.
+    const sizes = [75, 600, 480, 2520, 126];
+    const positions = [144, 4, 1, 1, 1];
+    const active = [38, 300, 240, 1260, 63];
+    assert.deepEqual(s.layers.map((l) => l.rows * l.cols), sizes);
+    assert.deepEqual(s.layers.map((l) => l.active), active);
+    assert.equal(s.steps, 3);
+    const perSample = (counts: number[]) => 3 * 2 * counts.reduce((a, n, l) => a + n * positions[l], 0);
+    assert.equal(s.train_flops, 24 * perSample(active));
+    assert.equal(s.train_flops, 24 * 3 * 2 * (38 * 144 + 300 * 4 + 240 + 1260 + 63));
+    assert.equal(s.dense_train_flops, 24 * perSample(sizes));
+    const rows = [3, 8, 60, 42, 3];
+    const bytes = format === 'masked'
+      ? sizes.reduce((a, n, l) => a + 4 * n + Math.ceil(n / 8) + 4 * rows[l], 0)
+      : active.reduce((a, n, l) => a + 8 * n + 4 * (rows[l] + 1) + 4 * rows[l], 0);
+    assert.equal(s.param_bytes, bytes, format);
+  }
 });
