@@ -1,6 +1,6 @@
 /**
- * End to end through trainRun, for every method of the registry in both formats (and a conv
- * model in masked, the format conv layers have): the same spec twice gives bit-identical
+ * End to end through trainRun, for every method of the registry in both formats on an mlp, and
+ * static, rigl and gse in both formats on lenet5 (conv layers): the same spec twice gives bit-identical
  * metrics, updates and summary; a run stopped in the middle of an epoch (after updates), saved
  * through the checkpoint file format and resumed, ends bit-identical to the run never stopped.
  * Tiny models, --smoke-sized data (32 samples, batches of 16, 2 epochs), an update every step.
@@ -100,7 +100,9 @@ for (const name of Object.keys(methods)) {
   }
 }
 for (const name of ['static', 'rigl', 'gse']) {
-  cases.push({ label: `${name} (masked, lenet5)`, config: { ...convTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7 }, update: { delta: 1, end: 1, samplesPerClass: 4 } } });
+  for (const format of ['masked', 'csr'] as SparseFormat[]) {
+    cases.push({ label: `${name} (${format}, lenet5)`, config: { ...convTask, method: { name, ...methodOptions[name] }, sparsity: { target: 0.7, format }, update: { delta: 1, end: 1, samplesPerClass: 4 } } });
+  }
 }
 
 for (const { label, config } of cases) {
