@@ -46,7 +46,7 @@ test('every defining field changes the id; the sweep name alone does not', () =>
     model: { model: { name: 'mlp', hidden: [13] } },
     method: { method: { name: 'gse', sampler: 'uniform' } },
     sparsity: { sparsity: { target: 0.9 } },
-    format: { sparsity: { target: 0.8, format: 'csr' } },
+    format: { sparsity: { target: 0.8, format: 'masked' } },
     training: { training: { ...base.training, lr: 0.1 } },
     update: { update: { delta: 7 } },
   };
