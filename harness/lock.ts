@@ -1,5 +1,5 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 
@@ -11,9 +11,36 @@ import { Worker } from 'node:worker_threads';
  * which fails when the name exists; that is atomic on local file systems and NFS). While held,
  * a heartbeat thread touches it (mtime), so a holder busy in a long computation stays fresh.
  * A lock is stale when its holder's pid is dead on this host, or its mtime is older than the
- * stale timeout; a stale lock is taken over by moving it aside under a unique name and checking
- * that what was moved is exactly what was judged stale (otherwise it is put back), so two workers
- * that both saw the same stale lock never both get it.
+ * stale timeout.
+ *
+ * Taking over a stale lock, and releasing one, go through takeover claims. The claim on content
+ * X is the file `<lock>.takeover.<hash of X>`, created exclusively like the lock. The rule:
+ *
+ *   the lock file, while its content is X, is replaced or removed only by the holder of the
+ *   right over X, and that right belongs to the creator of the claim on X; when the claim's
+ *   creator is itself stale, to the creator of the claim on the claim's content, and so on
+ *   down the chain (a worker killed mid-takeover leaves a claim that the next one claims).
+ *
+ * Why no interleaving gives two holders:
+ * 1. At any instant at most one live process holds the right over X: each link of the chain is
+ *    created exclusively, a link is followed only when its creator is stale (dead, on this host
+ *    exactly by pid and start time; elsewhere by the same timeout that judges the lock itself),
+ *    and the only link removed while the lock may still read X is the remover's own last link,
+ *    which gives the chain back as it was before.
+ * 2. The lock's content changes in three ways only: an exclusive create (only while no file
+ *    exists), a replacement (rename over it) or an unlink. Both of the last two are done by the
+ *    holder of the right over the current content, after re-reading that the content is still X.
+ *    Nobody else may change a file that reads X, and it cannot vanish to be re-created by another
+ *    worker without an unlink, which needs the right. So between that re-read and the rename
+ *    (or unlink) the file stays X: the takeover replaces exactly the lock judged stale.
+ * 3. Contents never repeat (a random token each), so once the lock has moved past X, every claim
+ *    on X, old or late, is harmless: its holder re-reads, sees another content, and backs off.
+ *    That is what a worker still holding an old reading of a stale lock meets.
+ * 4. release() takes the right over its own content before it unlinks, so it never removes a
+ *    lock that replaced its own between its check and its unlink; if a takeover of its lock is
+ *    under way (the claim exists), it leaves the file to that takeover.
+ * The timeouts of other hosts are the one assumption (a holder silent for longer is dead), as
+ * for any lease; on one host, or with live heartbeats, nothing depends on timing.
  */
 
 export interface LockInfo {
@@ -140,25 +167,65 @@ function createExclusive(file: string, content: string): boolean {
   }
 }
 
-/** Removes the stale lock `seen`; false when what lay there was not it (someone took it over first). */
-function removeStale(file: string, seen: SeenLock): boolean {
-  const aside = `${file}.stale.${unique()}`;
-  try {
-    renameSync(file, aside);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
-    throw e;
+/** The takeover claim on a lock (or claim) whose content is `raw`. */
+export function claimFile(file: string, raw: string): string {
+  return `${file}.takeover.${createHash('sha256').update(raw).digest('hex').slice(0, 16)}`;
+}
+
+function unlinkQuietly(file: string): void {
+  try { unlinkSync(file); } catch { /* already gone */ }
+}
+
+/** A chain of stale claims longer than this is left alone (each link is a worker killed mid-takeover). */
+const MAX_CLAIM_CHAIN = 8;
+
+/**
+ * Takes the right over the lock content `raw` (see the header): creates the claim on it, or,
+ * while the claim found there is stale, the claim on that claim. Returns the claim created and
+ * the stale claims passed on the way (root first), or null when a live worker holds the right.
+ */
+function claimRight(file: string, raw: string, claimer: LockInfo, staleMs: number): { mine: string; passed: string[] } | null {
+  // a token of its own: a claim never reads like the lock, or another claim, it is keyed by
+  const content = lockContent({ ...claimer, token: randomBytes(12).toString('hex') });
+  const passed: string[] = [];
+  let target = raw;
+  for (let attempt = 0; attempt < 2 * MAX_CLAIM_CHAIN && passed.length < MAX_CLAIM_CHAIN; attempt++) {
+    const claim = claimFile(file, target);
+    if (createExclusive(claim, content)) return { mine: claim, passed };
+    const blocker = readLock(claim);
+    if (!blocker) continue; // its holder just removed it: try again
+    if (!staleReason(blocker, staleMs)) return null;
+    passed.push(claim);
+    target = blocker.raw;
   }
-  let raw = '';
-  try { raw = readFileSync(aside, 'utf8'); } catch { /* vanished */ }
-  if (raw === seen.raw) {
-    try { unlinkSync(aside); } catch { /* ignore */ }
+  return null;
+}
+
+/**
+ * Under the right over `raw`: if the lock file still reads `raw` and `act` agrees, `act` replaces
+ * or removes it. The claims are removed afterwards: all of them once the lock has moved on, only
+ * our own when it still reads `raw` (the stale chain stays as it was). False without the right or
+ * when the lock had changed.
+ */
+function withRight(file: string, raw: string, claimer: LockInfo, staleMs: number, act: (now: SeenLock) => boolean): boolean {
+  const right = claimRight(file, raw, claimer, staleMs);
+  if (!right) return false;
+  const now = readLock(file);
+  const acted = now !== null && now.raw === raw && act(now);
+  unlinkQuietly(right.mine);
+  if (acted || now?.raw !== raw) for (const claim of right.passed) unlinkQuietly(claim);
+  return acted;
+}
+
+/** Replaces the stale lock `seen` with a lock held by `info`; false when someone else is taking it over or it changed. */
+function takeOver(file: string, seen: SeenLock, info: LockInfo, staleMs: number): boolean {
+  return withRight(file, seen.raw, info, staleMs, (now) => {
+    if (!staleReason(now, staleMs)) return false; // its holder came back to life meanwhile
+    const tmp = `${file}.${unique()}.tmp`;
+    writeFileSync(tmp, lockContent(info));
+    renameSync(tmp, file);
     return true;
-  }
-  // we moved a fresh lock: put it back, unless yet another one was created meanwhile
-  try { linkSync(aside, file); } catch { /* its holder notices the loss at its next heartbeat */ }
-  try { unlinkSync(aside); } catch { /* ignore */ }
-  return false;
+  });
 }
 
 const heartbeatCode = `
@@ -189,7 +256,7 @@ export class Lock {
   private heartbeat: Worker | null = null;
   private released = false;
 
-  constructor(readonly file: string, readonly info: LockInfo, o: LockOptions) {
+  constructor(readonly file: string, readonly info: LockInfo, private readonly o: LockOptions) {
     if (o.heartbeatMs > 0) {
       this.heartbeat = new Worker(heartbeatCode, {
         eval: true,
@@ -229,13 +296,19 @@ export class Lock {
     Atomics.store(this.flags, 1, 1);
     void this.heartbeat?.terminate();
     this.heartbeat = null;
-    if (readLock(this.file)?.info?.token === this.info.token) {
-      try { unlinkSync(this.file); } catch { /* ignore */ }
-    }
+    withRight(this.file, lockContent(this.info), this.info, this.o.staleMs, () => {
+      unlinkSync(this.file);
+      return true;
+    });
   }
 }
 
 const myStart = processStart(process.pid);
+
+/** What a lock file holds: its holder, one JSON line. */
+function lockContent(info: LockInfo): string {
+  return JSON.stringify(info) + '\n';
+}
 
 export type LockAttempt = { lock: Lock; tookOver?: string } | { lock: null; holder: SeenLock | null };
 
@@ -245,16 +318,17 @@ export function tryLock(file: string, o: LockOptions = defaultLockOptions): Lock
     host, pid: process.pid, started: new Date().toISOString(), token: randomBytes(12).toString('hex'),
     ...(myStart ? { pstart: myStart } : {}), ...(bootId ? { boot: bootId } : {}),
   };
-  const content = JSON.stringify(info) + '\n';
-  let tookOver: string | undefined;
   for (let attempt = 0; attempt < 4; attempt++) {
-    if (createExclusive(file, content)) return { lock: new Lock(file, info, o), tookOver };
+    if (createExclusive(file, lockContent(info))) return { lock: new Lock(file, info, o) };
     const seen = readLock(file);
     if (!seen) continue; // released meanwhile
     const why = staleReason(seen, o.staleMs);
     if (!why) return { lock: null, holder: seen };
-    if (!removeStale(file, seen)) return { lock: null, holder: readLock(file) };
-    tookOver = `${seen.info ? `${seen.info.host} pid ${seen.info.pid}` : 'unreadable lock'}: ${why}`;
+    if (takeOver(file, seen, info, o.staleMs)) {
+      return { lock: new Lock(file, info, o), tookOver: `${seen.info ? `${seen.info.host} pid ${seen.info.pid}` : 'unreadable lock'}: ${why}` };
+    }
+    const holder = readLock(file);
+    if (holder) return { lock: null, holder };
   }
   return { lock: null, holder: readLock(file) };
 }

@@ -187,7 +187,7 @@ export class RunFolder {
     const old = Date.now() - 60_000;
     const host = `.${os.hostname()}.`;
     for (const n of names) {
-      if (!n.endsWith('.tmp') && !n.startsWith('lock.stale.')) continue;
+      if (!n.endsWith('.tmp')) continue;
       const file = path.join(this.dir, n);
       // temporary names hold <host>.<pid> of their writer
       const at = n.lastIndexOf(host);

@@ -17,7 +17,7 @@ import { ProbeRecord } from '../models/sparse/probe.js';
 import type { Connections, LayerShape, SparseLayer, SparseWeight, UnitSums } from '../models/sparse/types.js';
 import { methods, getMethod } from '../methods/index.js';
 import type { Method, UpdateContext, UpdateReport, UpdateSchedule } from '../methods/types.js';
-import { dstUpdatesAt, pickExtreme, updateFraction } from '../methods/dst.js';
+import { dstUpdatesAt, pickExtreme, probeFlops, updateFraction } from '../methods/dst.js';
 import { Categorical, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
 import { allocateUniform } from '../methods/set.js';
 import { selectLargest } from '../methods/dst.js';
@@ -519,11 +519,11 @@ test('set grows uniformly: every eligible connection equally likely, per layer a
   assert.deepEqual(allocateUniform([2, 0, 3], 5, rng), [2, 0, 3]);
 });
 
-test('sampling cost: a 2500x2500 csr-like layer is updated by gse (3 samplers) and set without any rows x cols allocation', () => {
-  const rows = 2500;
-  const cols = 2500;
+test('sampling cost: a 10000x10000 csr-like layer is updated by gse (3 samplers) and set without any rows x cols allocation, not even of bits', () => {
+  const rows = 10_000;
+  const cols = 10_000;
   const rng = new Rng(3);
-  // 1% dense: 62,500 active connections, drawn without a rows*cols array
+  // 0.0625% dense: 62,500 active connections, drawn without a rows*cols array
   const keys = new Set<number>();
   while (keys.size < 62_500) keys.add(rng.int(rows * cols));
   const sorted = Float64Array.from(keys).sort();
@@ -534,25 +534,40 @@ test('sampling cost: a 2500x2500 csr-like layer is updated by gse (3 samplers) a
   const probe = ProbeRecord.fromBatchMajor(h, d, rows, cols, P);
   const values = Float32Array.from({ length: active.row.length }, () => rng.normal());
 
-  // every typed array of >= 2M elements (rows*cols is 6.25M) throws while the updates run
-  const LIMIT = 2_000_000;
-  const names = ['Float32Array', 'Float64Array', 'Int32Array', 'Uint32Array', 'Uint8Array', 'Int8Array', 'Int16Array', 'Uint16Array'] as const;
+  // while the updates run, every buffer of half a rows x cols bit array or more throws: 6.25 MB
+  // (what the updates need is O(active): at most ~1 MB here)
+  const LIMIT_BYTES = (rows * cols) / 16;
+  const names = ['Float32Array', 'Float64Array', 'Int32Array', 'Uint32Array', 'Uint8Array', 'Int8Array', 'Int16Array', 'Uint16Array', 'BigInt64Array', 'BigUint64Array'] as const;
   const g = globalThis as any;
   const originals = names.map((n) => g[n]);
-  const guard = () => names.forEach((n, i) => {
-    const Base = originals[i];
-    g[n] = class extends Base {
-      constructor(...args: any[]) {
-        if (typeof args[0] === 'number' && args[0] >= LIMIT) throw new Error(`allocation of ${args[0]} elements`);
-        if (args[0] && typeof args[0] === 'object' && typeof args[0].length === 'number' && args[0].length >= LIMIT) throw new Error(`allocation of ${args[0].length} elements`);
-        super(...args);
+  const OriginalArrayBuffer = ArrayBuffer;
+  const guard = () => {
+    names.forEach((n, i) => {
+      const Base = originals[i];
+      g[n] = class extends Base {
+        constructor(...args: any[]) {
+          const length = typeof args[0] === 'number' ? args[0] : args[0] && typeof args[0] === 'object' && typeof args[0].length === 'number' ? args[0].length : 0;
+          if (length * Base.BYTES_PER_ELEMENT >= LIMIT_BYTES) throw new Error(`allocation of ${length * Base.BYTES_PER_ELEMENT} bytes`);
+          super(...args);
+        }
+      };
+    });
+    g.ArrayBuffer = class extends OriginalArrayBuffer {
+      constructor(bytes: number) {
+        if (bytes >= LIMIT_BYTES) throw new Error(`allocation of ${bytes} bytes`);
+        super(bytes);
       }
     };
-  });
-  const unguard = () => names.forEach((n, i) => { g[n] = originals[i]; });
+  };
+  const unguard = () => {
+    names.forEach((n, i) => { g[n] = originals[i]; });
+    g.ArrayBuffer = OriginalArrayBuffer;
+  };
   guard();
   try {
-    assert.throws(() => new Float32Array(rows * cols), /allocation/);
+    assert.throws(() => new Uint8Array(Math.ceil((rows * cols) / 8)), /allocation/, 'a rows x cols bit array');
+    assert.throws(() => new Uint32Array(Math.ceil((rows * cols) / 32)), /allocation/, 'a rows x cols bit array in words');
+    assert.throws(() => new ArrayBuffer(Math.ceil((rows * cols) / 8)), /allocation/, 'a rows x cols bit buffer');
     assert.throws(() => new Uint8Array(rows * cols).slice(), /allocation/);
   } finally {
     unguard();
@@ -668,4 +683,52 @@ test('selectLargest finds the q-th largest key and its tie count as a full sort 
     }
   }
   assert.throws(() => selectLargest(new Uint32Array(3), 4), /outside 1\.\.3/);
+});
+
+// ---------------------------------------------------------------- caps on k
+
+test('k is capped: prune-first methods grow at most the inactive-before connections of a nearly dense net, gse at most its subset; probe FLOPs', () => {
+  for (const scope of ['global', 'local'] as const) {
+    // prune-first (set, rigl) on a 97% dense net at alpha 1: ceil(alpha |A|) is far more than is inactive
+    for (const name of ['set', 'rigl']) {
+      const net = makeNet(SIZES, 0.97, 4);
+      try {
+        const before = net.layers.map((l) => l.activeCount());
+        const inactive = net.layers.map((l, i) => l.rows * l.cols - before[i]);
+        const ctx = context(net.layers, 1, 100, schedule(scope, { alpha: 1 }), new Rng(1), net.probe);
+        const want = (n: number) => Math.ceil(updateFraction(ctx) * n);
+        const report = getMethod(name).update(ctx, {});
+        const expected = scope === 'global'
+          ? Math.min(want(before.reduce((a, b) => a + b)), inactive.reduce((a, b) => a + b))
+          : before.reduce((a, n, l) => a + Math.min(want(n), inactive[l]), 0);
+        assert.ok(expected < want(before.reduce((a, b) => a + b)), 'the cap binds');
+        assert.equal(report.k, expected, `${name} ${scope}`);
+        assert.equal(report.grown, expected);
+        if (scope === 'local') assert.deepEqual(net.layers.map((l) => l.activeCount()), before);
+      } finally {
+        net.dispose();
+      }
+    }
+    // grow-first (gse) with gamma 0.02: the subset holds fewer candidates than ceil(alpha |A|)
+    const net = makeNet(SIZES, 0.25, 4);
+    try {
+      const before = net.layers.map((l) => l.activeCount());
+      const spies = net.layers.map((l, i) => new Spy(l, i, []));
+      const ctx = context(spies, 1, 100, schedule(scope, { alpha: 0.5 }), new Rng(1), net.probe);
+      const report = getMethod('gse').update(ctx, { gamma: 0.02 });
+      const subset = spies.map((s) => s.subsets[0].row.length);
+      const want = (n: number) => Math.ceil(updateFraction(ctx) * n);
+      const expected = scope === 'global'
+        ? Math.min(want(before.reduce((a, b) => a + b)), subset.reduce((a, b) => a + b))
+        : before.reduce((a, n, l) => a + Math.min(want(n), subset[l]), 0);
+      assert.ok(expected < (scope === 'global' ? want(before.reduce((a, b) => a + b)) : before.reduce((a, n) => a + want(n), 0)), `the cap binds (subsets ${subset})`);
+      assert.equal(report.k, expected, `gse ${scope}`);
+      assert.equal(report.grown, expected);
+      // the probe pass: a sparse training step over the probe rows (forward, input and weight gradient)
+      assert.equal(probeFlops(spies), spies.reduce((a, s) => a + 6 * s.activeCount() * s.probeRows(), 0));
+      assert.equal(probeFlops(spies), 6 * before.reduce((a, b) => a + b) * 24);
+    } finally {
+      net.dispose();
+    }
+  }
 });

@@ -46,6 +46,7 @@ test('random connections are distinct, sorted, in range, and seeded', () => {
     if (i > 0) assert.ok(a.row[i - 1] * 53 + a.col[i - 1] < a.row[i] * 53 + a.col[i]);
   }
   assert.equal(keys.size, 500);
+  assert.throws(() => randomConnections(2, 3, 7, new Rng(1)), /cannot place 7 connections in a 2x3 matrix/);
 });
 
 test('connections of a layer with more than 2^32 positions need no rows*cols memory', () => {
@@ -68,4 +69,36 @@ test('sparse init: U(-1,1)*sqrt(3/fan_in) per output unit, bias with the same bo
   for (let k = 0; k < values.length; k++) sq[c.row[k]] += values[k] ** 2;
   const mean = sq.reduce((a, b) => a + b, 0) / 50;
   assert.ok(Math.abs(mean - 1) < 0.1, `mean sum of squares ${mean}`);
+});
+
+test('rounding by largest remainder: the connections left over go to the largest fractional parts, ties to the first layer', () => {
+  // uniform 0.37 of 10, 20, 30: exact 3.7, 7.4, 11.1; floors 21 of round(22.2) = 22: the one left goes to 3.7
+  assert.deepEqual(assignActiveCounts([{ rows: 1, cols: 10 }, { rows: 1, cols: 20 }, { rows: 1, cols: 30 }], 0.37, 'uniform'), [4, 7, 11]);
+  // 0.12 of 10, 20, 30: exact 1.2, 2.4, 3.6; floors 6 of round(7.2) = 7: to 3.6
+  assert.deepEqual(assignActiveCounts([{ rows: 1, cols: 10 }, { rows: 1, cols: 20 }, { rows: 1, cols: 30 }], 0.12, 'uniform'), [1, 2, 4]);
+  // 0.35 of 10, 10, 10: exact 3.5 each, floors 9 of round(10.5) = 11: the first two layers
+  assert.deepEqual(assignActiveCounts([{ rows: 1, cols: 10 }, { rows: 1, cols: 10 }, { rows: 1, cols: 10 }], 0.35, 'uniform'), [4, 4, 3]);
+  // 0.25 of 8, 2, 2, 2: exact 2, 0.5, 0.5, 0.5; floors 2 of 3.5 rounded to 4: the first two of the tied layers
+  assert.deepEqual(assignActiveCounts([{ rows: 1, cols: 8 }, { rows: 1, cols: 2 }, { rows: 1, cols: 2 }, { rows: 1, cols: 2 }], 0.25, 'uniform'), [2, 1, 1, 0]);
+});
+
+test('random connections: every position equally likely (Floyd draws over the whole range)', () => {
+  const hits = [0, 0, 0, 0, 0];
+  const T = 2000;
+  for (let seed = 0; seed < T; seed++) {
+    const c = randomConnections(1, 5, 2, new Rng(seed));
+    for (const col of c.col) hits[col]++;
+  }
+  for (const n of hits) assert.ok(Math.abs(n / T - 2 / 5) < 0.04, `hits ${hits}`);
+});
+
+test('sparse init draws the weights in connection order, then the biases, from the layer stream', () => {
+  const c = randomConnections(3, 4, 5, new Rng(6));
+  const { values, bias } = sparseInitialValues(3, c, new Rng(7));
+  const rng = new Rng(7);
+  const fanIn = [0, 0, 0];
+  for (const r of c.row) fanIn[r]++;
+  const bound = (r: number) => Math.sqrt(3 / Math.max(1, fanIn[r]));
+  assert.deepEqual(Array.from(values), Array.from(c.row, (r) => Math.fround(rng.uniform(-1, 1) * bound(r))));
+  assert.deepEqual(Array.from(bias), [0, 1, 2].map((r) => Math.fround(rng.uniform(-1, 1) * bound(r))));
 });

@@ -115,9 +115,15 @@ test('checkpoint files: binary round trip, checksum, wrong run, header summary',
   };
   const dir = tmpDir('ckpt');
   const file = path.join(dir, 'checkpoint.bin');
+  const writtenFrom = Date.now();
   writeCheckpoint(file, 'abc', state);
+  const writtenTo = Date.now();
   assert.deepEqual(readCheckpoint(file, 'abc'), state);
-  assert.deepEqual(checkpointSummary(file), { step: 7, epoch: 1, created: checkpointSummary(file)!.created });
+  const summary = checkpointSummary(file)!;
+  assert.deepEqual({ step: summary.step, epoch: summary.epoch }, { step: 7, epoch: 1 });
+  const created = Date.parse(summary.created);
+  assert.ok(created >= writtenFrom && created <= writtenTo, `created ${summary.created}: when it was written`);
+  assert.equal(summary.created, new Date(created).toISOString(), 'an ISO time stamp');
   assert.throws(() => readCheckpoint(file, 'other'), CheckpointError);
   assert.equal(readCheckpoint(path.join(dir, 'none.bin'), 'abc'), null);
   const buf = readFileSync(file);
