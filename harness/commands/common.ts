@@ -25,8 +25,8 @@ export const sweepOptions = {
   'retry-failed': { type: 'boolean', default: false, describe: 'rerun runs that failed (an exception); diverged runs are results and are kept' },
   'fail-on-diverged': { type: 'boolean', default: false, describe: 'exit 1 when a run of the grid diverged (by default a diverged run is a finished result)' },
   wait: { type: 'boolean', default: false, describe: 'wait for runs locked by live workers elsewhere to finish (or their lock to go stale) instead of leaving them' },
-  'lock-timeout': { type: 'number', default: 300, describe: 'seconds without heartbeat after which a run lock held on another host is stale' },
-  'checkpoint-minutes': { type: 'number', default: 10, describe: 'also checkpoint inside an epoch this often (checkpoints are taken at every epoch end)' },
+  'lock-timeout': numberOption('lock-timeout', 'a lock held on another host goes stale after this many seconds without heartbeat', { default: 300, positive: true }),
+  'checkpoint-minutes': numberOption('checkpoint-minutes', 'also checkpoint inside an epoch this often (and at every epoch end)', { default: 10, min: 0 }),
 } as const;
 
 type SweepArgs = {
