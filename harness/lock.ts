@@ -1,4 +1,5 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { asDiskFull } from './errors.js';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -148,6 +149,8 @@ function createExclusive(file: string, content: string): boolean {
       linkSync(tmp, file);
       return true;
     } catch (e) {
+      const full = asDiskFull(e, file);
+      if (full) throw full;
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
       // our temporary was swept away by a clean-up in between: write it again
@@ -222,8 +225,13 @@ function takeOver(file: string, seen: SeenLock, info: LockInfo, staleMs: number)
   return withRight(file, seen.raw, info, staleMs, (now) => {
     if (!staleReason(now, staleMs)) return false; // its holder came back to life meanwhile
     const tmp = `${file}.${unique()}.tmp`;
-    writeFileSync(tmp, lockContent(info));
-    renameSync(tmp, file);
+    try {
+      writeFileSync(tmp, lockContent(info));
+      renameSync(tmp, file);
+    } catch (e) {
+      try { unlinkSync(tmp); } catch { /* not written */ }
+      throw asDiskFull(e, file) ?? e;
+    }
     return true;
   });
 }

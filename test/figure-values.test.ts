@@ -92,14 +92,14 @@ test('accuracy and FLOPs vs sparsity: means over done seeds, ±k std as the subt
   const runsAt = (row: Row) => runs.filter((r) => label(r) === row.label && (Number(r.sparsity) === 0 ? 'dense' : pct(Number(r.sparsity))) === row.x);
 
   const accuracy = figure(figures, 'accuracy-vs-sparsity');
-  const k = claimedStds(accuracy.svg, /Error bars:/);
+  const k = claimedStds(accuracy.svg, /error bars:/);
   assert.equal(k, 1, 'the subtitle claims ±1 std');
   for (const row of accuracy.rows) checkMean(row, runsAt(row).map((r) => Number(r.test_accuracy)), 100, k, `accuracy ${row.label} ${row.x}`);
   assert.ok(accuracy.rows.some((r) => r.x === 'dense'), 'the dense reference is plotted');
   assert.ok(accuracy.rows.every((r) => r.lo !== ''), 'every point has several seeds, so its error bar was checked');
 
   const flops = figure(figures, 'flops-vs-sparsity');
-  const kf = claimedStds(flops.svg, /Error bars:/);
+  const kf = claimedStds(flops.svg, /error bars:/);
   for (const row of flops.rows) {
     checkMean(row, runsAt(row).map((r) => Number(r.train_flops) / Number(r.dense_train_flops)), 1, kf, `FLOPs ${row.label} ${row.x}`);
     if (row.x !== 'dense') assert.ok(Number(row.mean) < 1, `${row.label} ${row.x}: a sparse run costs less than dense (${row.mean})`);
@@ -110,7 +110,7 @@ test('accuracy vs epoch: per-epoch means over done seeds with a ±k std band as 
   const figures = await figuresOf(synth.grid, 'grid-epochs');
   const runs = doneRuns(synth.grid);
   const epochs = figure(figures, 'accuracy-vs-epoch');
-  const k = claimedStds(epochs.svg, /band:/);
+  const k = claimedStds(epochs.svg, /bands:/);
   assert.equal(k, 1);
   const accuracyAt = (r: Row, epoch: number) => {
     const lines = fs.readFileSync(path.join(synth.grid, r.run_id, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -123,7 +123,7 @@ test('accuracy vs epoch: per-epoch means over done seeds with a ±k std band as 
   }
 });
 
-test('layer density: compression = 1 / mean final density of each layer over done seeds', async () => {
+test('layer density: the mean final density of each layer over done seeds', async () => {
   const figures = await figuresOf(synth.grid, 'grid-layers');
   const runs = doneRuns(synth.grid);
   const layers = figure(figures, 'layer-density');
@@ -134,14 +134,14 @@ test('layer density: compression = 1 / mean final density of each layer over don
       return result.layers.find((l) => l.name === row.x)!.density;
     });
     assert.ok(densities.length > 0, `${row.panel} ${row.label} ${row.x}`);
-    near(row.mean, 1 / meanStd(densities).mean, `${row.panel} ${row.label} ${row.x} compression`);
+    near(row.mean, meanStd(densities).mean, `${row.panel} ${row.label} ${row.x} density`);
   }
 });
 
 test('accuracy vs width and vs gamma: means over done seeds, ±k std as the subtitle says', async () => {
   for (const [input, name, field] of [[synth.width, 'accuracy-vs-width', 'width'], [synth.gamma, 'accuracy-vs-gamma', 'gamma']] as const) {
     const f = figure(await figuresOf(input, name), name);
-    const k = claimedStds(f.svg, /Error bars:/);
+    const k = claimedStds(f.svg, /error bars:/);
     assert.equal(k, 1);
     const runs = doneRuns(input);
     for (const row of f.rows) {
