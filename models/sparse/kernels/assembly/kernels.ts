@@ -788,25 +788,31 @@ export function bnForward(x: usize, res: usize, y: usize, scale: usize, shift: u
   }
 }
 
+/** The gradient through an optional ReLU: dy where y > 0 (relu), else dy itself; 4 lanes / one float. */
+@inline function gradMasked4(dy: usize, y: usize, relu: i32): v128 {
+  const g = v128.load(dy);
+  return relu ? v128.and(g, f32x4.gt(v128.load(y), f32x4.splat(0))) : g;
+}
+@inline function gradMasked(dy: usize, y: usize, relu: i32): f32 {
+  return relu && !(load<f32>(y) > 0) ? 0 : load<f32>(dy);
+}
+
 /** g = dy masked by y > 0 (relu) or dy; out[c] = Σ g, out[C + c] = Σ g·(x - mean), rows [m0, m1). */
 export function bnBackwardSums(dy: usize, y: usize, x: usize, mean: usize, out: usize, C: i32, relu: i32, m0: i32, m1: i32): void {
   const cb = <usize>C << 2;
   memory.fill(out, 0, cb << 1);
-  const zero = f32x4.splat(0);
   const vec = (C & 3) == 0;
   for (let m = m0; m < m1; m++) {
     const off = <usize>m * cb;
     if (vec) {
       for (let o: usize = 0; o < cb; o += 16) {
-        let g = v128.load(dy + off + o);
-        if (relu) g = v128.and(g, f32x4.gt(v128.load(y + off + o), zero));
+        const g = gradMasked4(dy + off + o, y + off + o, relu);
         v128.store(out + o, f32x4.add(v128.load(out + o), g));
         v128.store(out + cb + o, madd(v128.load(out + cb + o), g, f32x4.sub(v128.load(x + off + o), v128.load(mean + o))));
       }
     } else {
       for (let o: usize = 0; o < cb; o += 4) {
-        let g = load<f32>(dy + off + o);
-        if (relu && !(load<f32>(y + off + o) > 0)) g = 0;
+        const g = gradMasked(dy + off + o, y + off + o, relu);
         store<f32>(out + o, load<f32>(out + o) + g);
         store<f32>(out + cb + o, load<f32>(out + cb + o) + g * (load<f32>(x + off + o) - load<f32>(mean + o)));
       }
@@ -819,22 +825,19 @@ export function bnBackwardSums(dy: usize, y: usize, x: usize, mean: usize, out: 
  */
 export function bnBackward(dy: usize, y: usize, x: usize, mean: usize, a: usize, k1: usize, k2: usize, dx: usize, dres: usize, C: i32, relu: i32, m0: i32, m1: i32): void {
   const cb = <usize>C << 2;
-  const zero = f32x4.splat(0);
   const vec = (C & 3) == 0;
   for (let m = m0; m < m1; m++) {
     const off = <usize>m * cb;
     if (vec) {
       for (let o: usize = 0; o < cb; o += 16) {
-        let g = v128.load(dy + off + o);
-        if (relu) g = v128.and(g, f32x4.gt(v128.load(y + off + o), zero));
+        const g = gradMasked4(dy + off + o, y + off + o, relu);
         if (dres) v128.store(dres + off + o, g);
         const xc = f32x4.sub(v128.load(x + off + o), v128.load(mean + o));
         v128.store(dx + off + o, madd(madd(v128.load(k2 + o), xc, v128.load(k1 + o)), g, v128.load(a + o)));
       }
     } else {
       for (let o: usize = 0; o < cb; o += 4) {
-        let g = load<f32>(dy + off + o);
-        if (relu && !(load<f32>(y + off + o) > 0)) g = 0;
+        const g = gradMasked(dy + off + o, y + off + o, relu);
         if (dres) store<f32>(dres + off + o, g);
         const xc = load<f32>(x + off + o) - load<f32>(mean + o);
         store<f32>(dx + off + o, load<f32>(k2 + o) + xc * load<f32>(k1 + o) + g * load<f32>(a + o));
