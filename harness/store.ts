@@ -175,28 +175,6 @@ export class RunFolder {
   clearResult(): void {
     try { unlinkSync(path.join(this.dir, 'result.json')); } catch { /* none */ }
   }
-
-  /**
-   * Removes temporary files that killed writers left behind (call only while holding the run's
-   * lock): those of a dead process on this host, and any older than a minute. Other fresh ones
-   * are left alone: another worker may be creating the lock file right now.
-   */
-  sweepTemporaries(): void {
-    let names: string[] = [];
-    try { names = readdirSync(this.dir); } catch { return; }
-    const old = Date.now() - 60_000;
-    const host = `.${os.hostname()}.`;
-    for (const n of names) {
-      if (!n.endsWith('.tmp')) continue;
-      const file = path.join(this.dir, n);
-      // temporary names hold <host>.<pid> of their writer
-      const at = n.lastIndexOf(host);
-      const pid = at >= 0 ? parseInt(n.slice(at + host.length), 10) : NaN;
-      try {
-        if ((Number.isInteger(pid) && !pidAlive(pid)) || statSync(file).mtimeMs < old) unlinkSync(file);
-      } catch { /* raced */ }
-    }
-  }
 }
 
 /** The results.csv row of a finished run folder. */
@@ -236,6 +214,28 @@ function writeResults(out: string): Collected {
   return { rows: rows.length, unreadable };
 }
 
+/**
+ * Removes temporary files that killed writers left behind in `dir` (call only while holding the
+ * lock that guards it): those of a dead process on this host, and any older than a minute. Other
+ * fresh ones are left alone: another worker may be creating a lock file right now.
+ */
+export function sweepTemporaries(dir: string): void {
+  let names: string[] = [];
+  try { names = readdirSync(dir); } catch { return; }
+  const old = Date.now() - 60_000;
+  const host = `.${os.hostname()}.`;
+  for (const n of names) {
+    if (!n.endsWith('.tmp')) continue;
+    const file = path.join(dir, n);
+    // temporary names hold <host>.<pid> of their writer
+    const at = n.lastIndexOf(host);
+    const pid = at >= 0 ? parseInt(n.slice(at + host.length), 10) : NaN;
+    try {
+      if ((Number.isInteger(pid) && !pidAlive(pid)) || statSync(file).mtimeMs < old) unlinkSync(file);
+    } catch { /* raced */ }
+  }
+}
+
 const collectLock = { staleMs: 60_000, heartbeatMs: 0 };
 
 /**
@@ -261,6 +261,7 @@ export function collectResults(out: string, wait = true): Collected | null {
       return rows;
     }
     try {
+      sweepTemporaries(out);
       let force = wait && rows === null;
       while (force || existsSync(dirty)) {
         force = false;

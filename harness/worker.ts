@@ -7,7 +7,7 @@ import type { WorkerEvent } from './progress.js';
 import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';
 import { provenance } from './provenance.js';
 import type { RunSpec } from './spec.js';
-import { collectResults, RunFolder, type RunResult } from './store.js';
+import { collectResults, RunFolder, sweepTemporaries, type RunResult } from './store.js';
 import { RunInterrupted, trainRun, type TrainState } from './train.js';
 
 export interface WorkOptions {
@@ -48,7 +48,7 @@ export function isFinished(r: RunResult | null, o: Pick<WorkOptions, 'retryFaile
 
 /** Trains one run whose lock we hold: from its checkpoint when it has one, to its result. */
 export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, tookOver?: string): Promise<RunOutcome> {
-  folder.sweepTemporaries();
+  sweepTemporaries(folder.dir);
   let resume: TrainState | null = null;
   try {
     resume = readCheckpoint(folder.checkpointFile, folder.id);

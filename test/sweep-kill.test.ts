@@ -56,12 +56,14 @@ test('kill -9 of a sweep with 2 workers mid-way, then resume: every cell once, f
   const withResult = ids.filter((id) => hasFile(out, id, 'result.json'));
   assert.ok(done.length >= 1 && withResult.length < RUNS, `killed mid-way (${done.length} finished)`);
   const before = Object.fromEntries(done.map((id) => [id, snapshot(path.join(out, id))]));
-  // nothing half-written: every file there parses
+  // nothing half-written: every file there parses (a run killed between taking its lock and
+  // starting its files has a folder with only the lock in it)
   for (const id of runDirs(out)) {
     const d = path.join(out, id);
     if (existsSync(path.join(d, 'result.json'))) JSON.parse(readFileSync(path.join(d, 'result.json'), 'utf8'));
     if (existsSync(path.join(d, 'config.json'))) JSON.parse(readFileSync(path.join(d, 'config.json'), 'utf8'));
-    readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).forEach((l) => JSON.parse(l));
+    if (existsSync(path.join(d, 'metrics.jsonl'))) readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).forEach((l) => JSON.parse(l));
+    else assert.ok(!existsSync(path.join(d, 'config.json')), `${id}: config.json written but no metrics.jsonl`);
     readCheckpoint(path.join(d, 'checkpoint.bin'), id);
   }
 

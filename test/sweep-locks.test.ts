@@ -136,7 +136,15 @@ test('run takes over stale run locks, leaves a live one to its holder, and statu
   plant(path.join(out, ids[0], 'lock'), { host: os.hostname(), pid: deadPid() });
   plant(path.join(out, ids[1], 'lock'), { host: 'node17', pid: 4242 }, 3600);
   plant(path.join(out, ids[2], 'lock'), { host: 'node17', pid: 4243 });
+  // temporaries of writers killed mid-write (kill -9): of the results lock's claims and of a run's lock
+  const dead = deadPid();
+  const killedTemps = [path.join(out, `.results.lock.takeover.0123456789abcdef.${os.hostname()}.${dead}.1a2b3c4d.tmp`), path.join(out, ids[3], `lock.${os.hostname()}.${dead}.5e6f7a8b.tmp`)];
+  const liveTemp = path.join(out, `.results.lock.${os.hostname()}.${process.pid}.9c0d1e2f.tmp`);
+  for (const f of [...killedTemps, liveTemp]) { mkdirSync(path.dirname(f), { recursive: true }); writeFileSync(f, '{}'); }
   const r = await runCliAsync(['run', config, '--smoke', '--out', out, '--backend', 'wasm', '--jobs', '1']);
+  for (const f of killedTemps) assert.equal(existsSync(f), false, `${f}: a dead writer's temporary is swept`);
+  assert.ok(existsSync(liveTemp), 'a live writer\'s fresh temporary is left alone');
+  unlinkSync(liveTemp);
   assert.equal(r.code, 3, 'a run left to a live worker elsewhere: the grid is not complete');
   assert.equal(r.stderr, 'sparsebench: 1 of 4 runs not done: 1 locked by live workers elsewhere (--wait waits for them)\n');
   assert.match(r.stdout, new RegExp(`\\[${ids[0]}\\] started \\(took over a stale lock: .* is gone\\)`));
