@@ -301,85 +301,30 @@ function kernelCopy(t: tf.Tensor): Float32Array {
 }
 let geluInput: Float32Array | null = null;
 
-/**
- * Batched op(a) · op(b) of rank-3 tensors on our kernel (tfjs-wasm's BatchMatMul ran the
- * attention's 64 x 64 products at ~1 GFLOP/s, 60% of a ViT step); no gradient of its own (used
- * inside the attention op, whose gradient is written out).
- */
-function matMul3(a: tf.Tensor3D, b: tf.Tensor3D, transA = false, transB = false): tf.Tensor3D {
-  const [batch, ar, ac] = a.shape;
-  const [, br, bc] = b.shape;
-  const [rows, inner] = transA ? [ac, ar] : [ar, ac];
-  const [inner2, cols] = transB ? [bc, br] : [br, bc];
-  if (inner !== inner2 || b.shape[0] !== batch) throw new Error(`matMul3: [${a.shape}]${transA ? 'ᵀ' : ''} · [${b.shape}]${transB ? 'ᵀ' : ''}`);
-  return tensorOf(K.batchMatMul(readFloats(a), readFloats(b), batch, rows, inner, cols, transA, transB), [batch, rows, cols]) as tf.Tensor3D;
-}
-
 const attentionOps = new Map<string, CustomOp>();
-
-/**
- * Token-major features [N*T, groups*heads*d] (ordered group, head, d) -> per group a head-major
- * [N*heads, T, d] array: d-long copies (wasm's 4-D transpose and slices cost a sixth of a ViT step).
- */
-function splitHeads(x: Float32Array, n: number, t: number, groups: number, heads: number, d: number): Float32Array[] {
-  const out = Array.from({ length: groups }, () => new Float32Array(n * heads * t * d));
-  const row = groups * heads * d;
-  for (let b = 0; b < n; b++) for (let tt = 0; tt < t; tt++) {
-    const src = (b * t + tt) * row;
-    for (let g = 0; g < groups; g++) for (let h = 0; h < heads; h++) {
-      const o = src + (g * heads + h) * d;
-      out[g].set(x.subarray(o, o + d), ((b * heads + h) * t + tt) * d);
-    }
-  }
-  return out;
-}
-
-/** The inverse of splitHeads: head-major parts [N*heads, T, d] -> token-major [N*T, parts*heads*d]. */
-function mergeHeads(parts: Float32Array[], n: number, t: number, heads: number, d: number): Float32Array {
-  const row = parts.length * heads * d;
-  const out = new Float32Array(n * t * row);
-  for (let b = 0; b < n; b++) for (let tt = 0; tt < t; tt++) {
-    const dst = (b * t + tt) * row;
-    for (let g = 0; g < parts.length; g++) for (let h = 0; h < heads; h++) {
-      const o = ((b * heads + h) * t + tt) * d;
-      out.set(parts[g].subarray(o, o + d), dst + (g * heads + h) * d);
-    }
-  }
-  return out;
-}
 
 /**
  * Multi-head scaled dot-product attention (softmax(q k^T / sqrt(d)) v per head) from packed
  * projections qkv [N*T, 3*heads*dimHead], features ordered (q|k|v, head, d) as PyTorch's
  * `chunk(3)` + rearrange 'b n (h d)'; returns [N*T, heads*dimHead] ordered (head, d).
- * One op with a hand-written gradient; it keeps q, k, v and the attention matrix for the
- * backward pass; heads are split and merged by d-long copies, the batched products run on our
- * kernel (matMul3).
+ * One op on our fused kernel (each head read from and written to the token-major arrays in place;
+ * wasm's 4-D transposes, BatchMatMul and softmax cost most of a ViT step), with a hand-written
+ * gradient; it keeps qkv and the attention matrix for the backward pass.
  */
 export function multiHeadAttention(qkv: tf.Tensor2D, n: number, t: number, heads: number, dimHead: number): tf.Tensor2D {
   const key = `${n}/${t}/${heads}/${dimHead}`;
   let op = attentionOps.get(key);
   if (!op) {
-    const bh = n * heads;
     const scale = 1 / Math.sqrt(dimHead);
     op = customOp((x: tf.Tensor2D, save: tf.GradSaveFunc) => {
-      const [q, k, v] = splitHeads(readFloats(x), n, t, 3, heads, dimHead).map((a) => tf.tensor3d(a, [bh, t, dimHead]));
-      const attn = tf.softmax(tf.mul(matMul3(q, k, false, true), scale)) as tf.Tensor3D;
-      const out = matMul3(attn, v); // [N*H, T, d]
-      save([q, k, v, attn]);
+      const { out, attn } = K.attentionForward(readFloats(x), n, t, heads, dimHead, scale);
+      const kept = tensorOf(attn, [n * heads, t, t]);
+      save([x, kept]);
       return {
-        value: tf.tensor2d(mergeHeads([readFloats(out)], n, t, heads, dimHead), [n * t, heads * dimHead]),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-          const [sq, sk, sv, a] = saved as tf.Tensor3D[];
-          const dout = tf.tensor3d(splitHeads(readFloats(dy), n, t, 1, heads, dimHead)[0], [bh, t, dimHead]);
-          const dv = matMul3(a, dout, true, false);
-          const da = matMul3(dout, sv, false, true);
-          const ddots = tf.mul(tf.mul(a, tf.sub(da, tf.sum(tf.mul(da, a), -1, true))), scale) as tf.Tensor3D;
-          const dq = matMul3(ddots, sk);
-          const dk = matMul3(ddots, sq, true, false);
-          const parts = [dq, dk, dv].map((g) => readFloats(g).slice());
-          return [tf.tensor2d(mergeHeads(parts, n, t, heads, dimHead), [n * t, 3 * heads * dimHead])];
-        }),
+        value: tensorOf(out, [n * t, heads * dimHead]) as tf.Tensor2D,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+          tensorOf(K.attentionBackward(readFloats(saved[0]), readFloats(saved[1]), readFloats(dy), n, t, heads, dimHead, scale), [n * t, 3 * heads * dimHead]),
+        ],
       };
     });
     attentionOps.set(key, op);

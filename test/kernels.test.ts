@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../harness/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, batchMatMul, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -260,27 +260,139 @@ test('worker threads do not keep the process alive', () => {
   assert.match(r.stdout, /ok/);
 });
 
-test('batchMatMul: every transpose combination against float64, SIMD blocks and scalar tails, one and two threads', () => {
-  const rng = new Rng(31);
-  for (const threads of [1, 2]) {
-    setThreads(threads);
-    for (const [batch, M, Kd, N] of [[3, 5, 7, 40], [70, 64, 64, 64], [2, 1, 3, 16], [4, 9, 33, 17]]) {
-      for (const transA of [false, true]) for (const transB of [false, true]) {
-        const a = Float32Array.from({ length: batch * M * Kd }, () => rng.uniform(-1, 1));
-        const b = Float32Array.from({ length: batch * Kd * N }, () => rng.uniform(-1, 1));
-        const got = batchMatMul(a, b, batch, M, Kd, N, transA, transB).slice();
-        for (let i = 0; i < batch; i++) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-          let s = 0;
-          for (let k = 0; k < Kd; k++) {
-            const av = transA ? a[i * M * Kd + k * M + m] : a[i * M * Kd + m * Kd + k];
-            const bv = transB ? b[i * Kd * N + n * Kd + k] : b[i * Kd * N + k * N + n];
-            s += av * bv;
-          }
-          const g = got[(i * M + m) * N + n];
-          if (!(Math.abs(g - s) <= 1e-5 * (1 + Math.abs(s)) * Kd)) assert.fail(`${threads} threads [${batch},${M},${Kd},${N}] transA ${transA} transB ${transB}: C[${i},${m},${n}] ${g} vs ${s}`);
+test('denseRows and denseDots: offset products against float64, row/column tails, any A layout, bit-equal on one and two threads', () => {
+  const rng = new Rng(37);
+  for (const [rows, K, len, span] of [[5, 7, 37, 50], [8, 144, 4099, 4200], [1, 3, 9, 12], [13, 20, 1030, 1100]]) {
+    const x = allocFloat32(K * span);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform(-1, 1);
+    // each of the K rows of the product reads x at its own offset (overlapping, unordered)
+    const offs = Int32Array.from({ length: K }, () => Math.floor(rng.uniform(0, (K - 1) * span + (span - len))));
+    const a = Float32Array.from({ length: rows * K }, () => rng.uniform(-1, 1));
+    const out = allocFloat32(rows * len);
+    const aoff = Int32Array.from({ length: rows }, () => Math.floor(rng.uniform(0, (K - 1) * span + (span - len))));
+    const seen: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      setThreads(threads);
+      for (const transposed of [false, true]) {
+        // A(r, k) at r·K + k, or the same matrix stored k-major at k·rows + r
+        const stored = transposed ? Float32Array.from({ length: rows * K }, (_, i) => a[(i % rows) * K + Math.floor(i / rows)]) : a;
+        denseRows(stored, transposed ? 1 : K, transposed ? rows : 1, offs, K, rows, x, len, out, len);
+        for (let r = 0; r < rows; r++) for (let p = 0; p < len; p++) {
+          let want = 0;
+          for (let k = 0; k < K; k++) want += a[r * K + k] * x[offs[k] + p];
+          if (!(Math.abs(out[r * len + p] - want) <= 1e-6 * K)) assert.fail(`denseRows [${rows},${K},${len}] ${threads} threads${transposed ? ' transposed' : ''}: (${r}, ${p}) ${out[r * len + p]} vs ${want}`);
+        }
+        seen.push(out.slice());
+      }
+      // every (row, column) pair of dot products of `len` positions, written column-major
+      const dots = denseDots(aoff, offs, x, x, len, 1, rows).slice();
+      for (let r = 0; r < rows; r++) for (let j = 0; j < K; j++) {
+        let want = 0;
+        for (let p = 0; p < len; p++) want += x[aoff[r] + p] * x[offs[j] + p];
+        if (!(Math.abs(dots[j * rows + r] - want) <= 1e-6 * len)) assert.fail(`denseDots [${rows},${K},${len}] ${threads} threads: (${r}, ${j}) ${dots[j * rows + r]} vs ${want}`);
+      }
+      seen.push(dots);
+    }
+    assert.deepEqual(seen[3], seen[0], 'denseRows bit-equal on 1 and 2 threads');
+    assert.deepEqual(seen[5], seen[2], 'denseDots bit-equal on 1 and 2 threads');
+    release(x); release(out);
+  }
+  setThreads(2);
+});
+
+/** Attention of every head in float64: out [n·t, h·d] and dqkv for an upstream gradient g. */
+function attentionRef(qkv: Float32Array, g: Float32Array, n: number, t: number, h: number, d: number): { out: Float64Array; dqkv: Float64Array } {
+  const row = 3 * h * d, orow = h * d, scale = 1 / Math.sqrt(d);
+  const out = new Float64Array(n * t * orow), dqkv = new Float64Array(n * t * row);
+  const at = (b: number, i: number, part: number, hh: number, j: number) => (b * t + i) * row + (part * h + hh) * d + j;
+  for (let b = 0; b < n; b++) for (let hh = 0; hh < h; hh++) {
+    const A = Array.from({ length: t }, () => new Float64Array(t));
+    for (let i = 0; i < t; i++) {
+      for (let j = 0; j < t; j++) { let s = 0; for (let c = 0; c < d; c++) s += qkv[at(b, i, 0, hh, c)] * qkv[at(b, j, 1, hh, c)]; A[i][j] = s * scale; }
+      const mx = Math.max(...A[i]);
+      let sum = 0;
+      for (let j = 0; j < t; j++) { A[i][j] = Math.exp(A[i][j] - mx); sum += A[i][j]; }
+      for (let j = 0; j < t; j++) A[i][j] /= sum;
+      for (let c = 0; c < d; c++) { let s = 0; for (let j = 0; j < t; j++) s += A[i][j] * qkv[at(b, j, 2, hh, c)]; out[(b * t + i) * orow + hh * d + c] = s; }
+    }
+    const G = (i: number, c: number) => g[(b * t + i) * orow + hh * d + c];
+    for (let i = 0; i < t; i++) {
+      const dA = new Float64Array(t);
+      for (let j = 0; j < t; j++) { let s = 0; for (let c = 0; c < d; c++) s += G(i, c) * qkv[at(b, j, 2, hh, c)]; dA[j] = s; }
+      let dot = 0;
+      for (let j = 0; j < t; j++) dot += dA[j] * A[i][j];
+      for (let j = 0; j < t; j++) {
+        const dS = A[i][j] * (dA[j] - dot) * scale;
+        for (let c = 0; c < d; c++) {
+          dqkv[at(b, i, 0, hh, c)] += dS * qkv[at(b, j, 1, hh, c)];
+          dqkv[at(b, j, 1, hh, c)] += dS * qkv[at(b, i, 0, hh, c)];
+          dqkv[at(b, j, 2, hh, c)] += A[i][j] * G(i, c);
         }
       }
     }
   }
+  return { out, dqkv };
+}
+
+test('attention: forward and gradient against float64 for odd and SIMD-sized heads, one and two threads, bit-equal across threads', () => {
+  const rng = new Rng(31);
+  for (const [n, t, h, d] of [[2, 3, 2, 4], [3, 17, 2, 20], [2, 64, 3, 64], [1, 5, 1, 33]]) {
+    const qkv = Float32Array.from({ length: n * t * 3 * h * d }, () => rng.uniform(-1.5, 1.5));
+    const g = Float32Array.from({ length: n * t * h * d }, () => rng.uniform(-1, 1));
+    const ref = attentionRef(qkv, g, n, t, h, d);
+    const seen: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      setThreads(threads);
+      const { out, attn } = attentionForward(qkv, n, t, h, d, 1 / Math.sqrt(d));
+      const o = out.slice(), a = attn.slice();
+      const dq = attentionBackward(qkv, a, g, n, t, h, d, 1 / Math.sqrt(d)).slice();
+      for (let i = 0; i < o.length; i++) if (!(Math.abs(o[i] - ref.out[i]) <= 2e-6 * (1 + Math.abs(ref.out[i])) * t)) assert.fail(`[${n},${t},${h},${d}] ${threads} threads: out[${i}] ${o[i]} vs ${ref.out[i]}`);
+      for (let i = 0; i < dq.length; i++) if (!(Math.abs(dq[i] - ref.dqkv[i]) <= 2e-6 * (1 + Math.abs(ref.dqkv[i])) * t * d)) assert.fail(`[${n},${t},${h},${d}] ${threads} threads: dqkv[${i}] ${dq[i]} vs ${ref.dqkv[i]}`);
+      // every attention row is a distribution
+      for (let r = 0; r < n * h * t; r++) { let s = 0; for (let j = 0; j < t; j++) s += a[r * t + j]; assert.ok(Math.abs(s - 1) < 1e-5, `row ${r} sums to ${s}`); }
+      seen.push(o, dq);
+    }
+    assert.deepEqual(seen[2], seen[0], 'out bit-equal on 1 and 2 threads');
+    assert.deepEqual(seen[3], seen[1], 'dqkv bit-equal on 1 and 2 threads');
+  }
+  setThreads(2);
+});
+
+/** erf in float64 (series / continued fraction via the complementary function), to 1e-12. */
+function erf64(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let term = ax, sum = ax;
+    for (let k = 1; k < 200; k++) { term *= -ax * ax / k; sum += term / (2 * k + 1); if (Math.abs(term) < 1e-17) break; }
+    return Math.sign(x) * sum * 2 / Math.sqrt(Math.PI);
+  }
+  // erfc continued fraction (Lentz), converges fast for |x| >= 3
+  let f = ax, c = ax, dd = 0;
+  for (let k = 1; k < 100; k++) {
+    const an = k / 2;
+    dd = ax + an * dd; dd = 1 / dd; c = ax + an / c; f *= c * dd;
+  }
+  return Math.sign(x) * (1 - Math.exp(-ax * ax) / f / Math.sqrt(Math.PI));
+}
+
+test('gelu: value and gradient against float64 from -12 to 12, in every lane position and tail', () => {
+  const n = 4803; // not a multiple of 4 or 16: tails on one and two threads
+  const x = allocFloat32(n);
+  for (let i = 0; i < n; i++) x[i] = -12 + (24 * i) / (n - 1);
+  const dy = Float32Array.from({ length: n }, (_, i) => 1 + (i % 7) / 7);
+  for (const threads of [1, 2]) {
+    setThreads(threads);
+    const y = geluOf(x, n).slice();
+    const g = geluOf(x, n, dy).slice();
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      const cdf = 0.5 * (1 + erf64(v / Math.SQRT2));
+      const pdf = Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
+      if (!(Math.abs(y[i] - v * cdf) <= 3e-7 * (1 + Math.abs(v)))) assert.fail(`${threads} threads: gelu(${v}) ${y[i]} vs ${v * cdf}`);
+      const want = dy[i] * (cdf + v * pdf);
+      if (!(Math.abs(g[i] - want) <= 5e-7 * (1 + Math.abs(want)) * (1 + Math.abs(v)))) assert.fail(`${threads} threads: gelu'(${v}) ${g[i]} vs ${want}`);
+    }
+  }
+  release(x);
   setThreads(2);
 });

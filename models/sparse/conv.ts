@@ -211,3 +211,93 @@ export class ConvProbeRecord implements Probe {
     this.dy = null;
   }
 }
+
+/** Planes shared by every conv layer of either format for results consumed at once (grow-only, kernels' memory). */
+export const planeBuffers: { y: Float32Array | null; dy: Float32Array | null; dx: Float32Array | null } = { y: null, dy: null, dx: null };
+
+/** The taps of one stride phase: for the input gradient, the kernel's columns that read its planes. */
+interface Phase {
+  /** first input plane of the phase (C planes follow) */
+  plane: number;
+  /** per tap: its column base (ky·kw + kx)·C and its shift on the grid */
+  columns: number[];
+  /** per (row r, tap t), r-major: the output-gradient offset the tap reads, r·gradStride + maxShift − shift */
+  offsets: Int32Array;
+}
+
+/**
+ * A convolution with dense weights on planes (the masked format's conv layers): the same lowering
+ * as csr's, with the dense product of the kernels in place of the sparse gather:
+ *   forward      y planes  = W · (x planes at each column's offset)
+ *   input grad   dx planes = per stride phase, (W regrouped by input plane) · (dy planes at each tap's shift back)
+ *   weight grad  dW        = every (row, column) pair of the offset dot product of dy and x planes
+ * The weights are in tfjs's conv layout [kh, kw, in, out]: column j of row r at j·rows + r.
+ */
+export class DenseConv {
+  private plan: ConvPlan | null = null;
+  private columns: Int32Array | null = null;
+  private gradRows: Int32Array | null = null;
+  private phases: Phase[] = [];
+  private regrouped = new Float32Array(0);
+
+  constructor(private readonly shape: LayerShape) {}
+
+  /** the plan of an input shape, with the offsets it needs */
+  planFor(inputShape: readonly number[]): ConvPlan {
+    const p = convPlan(this.shape, inputShape);
+    if (samePlan(this.plan, p)) return this.plan!;
+    this.plan = p;
+    this.columns = columnOffsets(this.shape, p);
+    this.gradRows = Int32Array.from({ length: this.shape.rows }, (_, r) => r * p.gradStride + p.maxShift);
+    const { kh, kw, inChannels: c, stride: s } = this.shape.conv!;
+    this.phases = [];
+    for (let py = 0; py < s; py++) {
+      for (let px = 0; px < s; px++) {
+        const columns: number[] = [], shifts: number[] = [];
+        for (let ky = py; ky < kh; ky += s) {
+          for (let kx = px; kx < kw; kx += s) {
+            columns.push((ky * kw + kx) * c);
+            shifts.push(Math.floor(ky / s) * p.input.wg + Math.floor(kx / s));
+          }
+        }
+        const offsets = new Int32Array(this.shape.rows * columns.length);
+        for (let r = 0, i = 0; r < this.shape.rows; r++) for (const shift of shifts) offsets[i++] = this.gradRows[r] - shift;
+        this.phases.push({ plane: (py * s + px) * c, columns, offsets });
+      }
+    }
+    return p;
+  }
+
+  /** y planes (planeBuffers.y, rows x length) of weights w and input planes x */
+  forward(w: Float32Array, x: Float32Array, p: ConvPlan): Float32Array {
+    const rows = this.shape.rows;
+    const y = (planeBuffers.y = fit(planeBuffers.y, rows * p.length));
+    K.denseRows(w, 1, rows, this.columns!, this.shape.cols, rows, x, p.outLength, y, p.length);
+    return y;
+  }
+
+  /** dx planes (planeBuffers.dx) of weights w and output-gradient planes dy */
+  inputGrad(w: Float32Array, dy: Float32Array, p: ConvPlan): Float32Array {
+    const rows = this.shape.rows;
+    const c = this.shape.conv!.inChannels;
+    const dx = (planeBuffers.dx = fit(planeBuffers.dx, K.planeCount(p.input) * p.length));
+    for (const ph of this.phases) {
+      const taps = ph.columns.length;
+      const k = rows * taps;
+      if (k === 0) { dx.fill(0, ph.plane * p.length, (ph.plane + c) * p.length); continue; }
+      // A(ch, (r, t)) = W[(column_t + ch)·rows + r], row-major per input channel
+      if (this.regrouped.length < c * k) this.regrouped = new Float32Array(c * k);
+      const a = this.regrouped;
+      for (let ch = 0, i = 0; ch < c; ch++) {
+        for (let r = 0; r < rows; r++) for (let t = 0; t < taps; t++) a[i++] = w[(ph.columns[t] + ch) * rows + r];
+      }
+      K.denseRows(a, k, 1, ph.offsets, k, c, dy, p.length, dx.subarray(ph.plane * p.length), p.length);
+    }
+    return dx;
+  }
+
+  /** dW in the weights' layout (a view of scratch) from output-gradient planes dy and input planes x */
+  weightGrad(dy: Float32Array, x: Float32Array, p: ConvPlan): Float32Array {
+    return K.denseDots(this.gradRows!, this.columns!, dy, x, p.outLength, 1, this.shape.rows);
+  }
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { columnOffsets, ConvProbeRecord, convPlan, fit, packInput, packOutputGrad, samePlan, type ConvPlan } from './conv.js';
+import { columnOffsets, ConvProbeRecord, convPlan, fit, packInput, packOutputGrad, planeBuffers as buffers, samePlan, type ConvPlan } from './conv.js';
 import { CsrWeight, readFloats, scratch, tensorOf } from './csr.js';
 import * as K from './kernels/index.js';
 import type { LayerInit, LayerShape } from './types.js';
@@ -140,6 +140,3 @@ export class CsrConvLayer extends CsrWeight {
     this.xPlanes = null;
   }
 }
-
-/** Planes shared by every csr conv layer for results consumed at once (grow-only, kernels' memory). */
-const buffers: { y: Float32Array | null; dy: Float32Array | null; dx: Float32Array | null } = { y: null, dy: null, dx: null };

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { ConvProbeRecord, convPlan } from './conv.js';
+import { ConvProbeRecord, DenseConv, packInput, packOutputGrad, planeBuffers } from './conv.js';
+import { readFloats, scratch, tensorOf } from './csr.js';
+import * as K from './kernels/index.js';
 import { binaryOp } from './op.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
@@ -72,27 +74,38 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     });
   }
 
+  /**
+   * On planes with our dense product (./conv.ts DenseConv): tfjs-wasm's convolution runs on one
+   * thread and has no filter gradient of its own. The input planes of the last forward pass are
+   * kept for its backward pass (packed again if another forward pass of this layer came between).
+   */
   private convOp() {
-    const { kh, kw, stride, padding } = this.shape.conv!;
+    const conv = new DenseConv(this.shape);
+    let xPlanes: Float32Array | null = null;
+    let generation = 0;
     return binaryOp((x, w, save) => {
       save([x]);
+      const plan = conv.planFor(x.shape);
+      xPlanes = packInput(readFloats(x), plan, xPlanes);
+      const mine = ++generation;
+      const y = conv.forward(readFloats(w), xPlanes, plan);
+      const o = plan.output;
       return {
-        value: tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, padding),
-        // every gradient is a plain forward conv (fast on every backend; wasm has no
-        // Conv2DBackpropFilter and its Conv2DBackpropInput is ~8x slower than a conv)
-        // (in a tidy: tfjs keeps a custom gradient's temporaries until the whole backward pass ends)
-        gradFunc: (dy, saved) => tf.tidy(() => {
-          const d = dy as tf.Tensor4D;
-          const xs = saved[0] as tf.Tensor4D;
-          const g = convGeometry(xs.shape, kh, kw, stride, padding);
-          if (this.probing) {
-            // the same record a csr conv layer makes from the same tensors
-            this.keepProbe(ConvProbeRecord.fromTensors(this.shape, convPlan(this.shape, xs.shape), xs.dataSync() as Float32Array, d.dataSync() as Float32Array));
+        value: tensorOf(K.unpackPlanes(y, 0, plan.length, o, undefined, scratch('out', o.n * o.h * o.w * o.c)), [o.n, o.h, o.w, o.c]),
+        gradFunc: (dy, saved) => {
+          if (generation !== mine) {
+            xPlanes = packInput(readFloats(saved[0]), conv.planFor(saved[0].shape), xPlanes);
+            generation++;
           }
-          const dx = convInputGrad(d, w as tf.Tensor4D, g);
-          const dw = tf.mul(convFilterGrad(xs, d, g), this.maskTensor);
+          const dyPlanes = (planeBuffers.dy = packOutputGrad(readFloats(dy), plan, planeBuffers.dy));
+          // the same record a csr conv layer makes from the same planes
+          if (this.probing) this.keepProbe(ConvProbeRecord.fromPlanes(this.shape, plan, xPlanes!, dyPlanes));
+          const dw = tf.mul(tensorOf(conv.weightGrad(dyPlanes, xPlanes!, plan), w.shape), this.maskTensor);
+          const g = plan.input;
+          const dxPlanes = conv.inputGrad(readFloats(w), dyPlanes, plan);
+          const dx = tensorOf(K.unpackPlanes(dxPlanes, 0, plan.length, g, undefined, scratch('out', g.n * g.h * g.w * g.c)), [g.n, g.h, g.w, g.c]);
           return [dx, dw];
-        }),
+        },
       };
     });
   }
@@ -246,18 +259,6 @@ function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, ri
   }
   const p = [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)];
   return p.some((v) => v > 0) ? tf.pad(x, [[0, 0], [p[0], p[1]], [p[2], p[3]], [0, 0]]) : x;
-}
-
-/**
- * Weight gradient dW[ky,kx,i,o] = sum_{n,y,x} xpad[n, y*s+ky, x*s+kx, i] * dy[n,y,x,o], computed as
- * one forward convolution with batch and channels swapped: input xpad as [C, Hp, Wp, N], filter dy
- * as [Ho, Wo, N, O] with dilation s; the result [C, kh, kw, O] is transposed to [kh, kw, C, O].
- */
-export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  const hp = (g.ho - 1) * g.stride + g.kh, wp = (g.wo - 1) * g.stride + g.kw;
-  const xp = padOrCrop(x, g.top, hp - g.h - g.top, g.left, wp - g.w - g.left);
-  const r = tf.conv2d(tf.transpose(xp, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, 'valid', 'NHWC', g.stride);
-  return tf.transpose(r, [1, 2, 0, 3]);
 }
 
 /**

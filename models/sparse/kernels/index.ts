@@ -47,10 +47,13 @@ interface KernelExports {
   bnBackwardSums(dy: number, y: number, x: number, mean: number, out: number, C: number, relu: number, m0: number, m1: number): void;
   bnBackward(dy: number, y: number, x: number, mean: number, a: number, k1: number, k2: number, dx: number, dres: number, C: number, relu: number, m0: number, m1: number): void;
   maxPool2Grad(x: number, dy: number, dx: number, H: number, W: number, C: number, Ho: number, Wo: number, n0: number, n1: number): void;
-  bmm(a: number, b: number, c: number, M: number, K: number, N: number, transA: number, transB: number, i0: number, i1: number, scratch: number): void;
   lnForward(x: number, y: number, gamma: number, beta: number, mean: number, invstd: number, D: number, eps: number, m0: number, m1: number): void;
   lnBackward(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, partial: number, D: number, m0: number, m1: number): void;
   gelu(x: number, dy: number, y: number, mode: number, i0: number, i1: number): void;
+  denseRows(A: number, ars: number, aks: number, B: number, boff: number, K: number, C: number, cs: number, r0: number, r1: number, p0: number, p1: number): void;
+  denseDots(A: number, aoff: number, rows: number, B: number, boff: number, C: number, crs: number, cjs: number, len: number, j0: number, j1: number): void;
+  attnForward(qkv: number, out: number, attn: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
+  attnBackward(qkv: number, attn: number, dy: number, dqkv: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
 }
 
 const PAGE = 65536;
@@ -60,7 +63,8 @@ const ALIGN = 64;
 
 // Operation codes shared with the worker source below.
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
-  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_BMM = 15, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18;
+  OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18,
+  OP_ATTN_FORWARD = 19, OP_ATTN_BACKWARD = 20, OP_DENSE_ROWS = 21, OP_DENSE_DOTS = 22;
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -178,10 +182,13 @@ for (;;) {
         case ${OP_BN_BACKWARD_SUMS}: k.bnBackwardSums(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
         case ${OP_BN_BACKWARD}: k.bnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
         case ${OP_MAXPOOL2_GRAD}: k.maxPool2Grad(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
-        case ${OP_BMM}: k.bmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_LN_FORWARD}: k.lnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9]); break;
         case ${OP_LN_BACKWARD}: k.lnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_GELU}: k.gelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
+        case ${OP_DENSE_ROWS}: k.denseRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11]); break;
+        case ${OP_DENSE_DOTS}: k.denseDots(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_ATTN_FORWARD}: k.attnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], new Float32Array(J.buffer, 4 * (a+6), 1)[0], J[a+7], J[a+8], J[a+9]); break;
+        case ${OP_ATTN_BACKWARD}: k.attnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9], J[a+10]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -452,10 +459,13 @@ class Engine {
       case OP_BN_BACKWARD_SUMS: k.bnBackwardSums(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
       case OP_BN_BACKWARD: k.bnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
       case OP_MAXPOOL2_GRAD: k.maxPool2Grad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
-      case OP_BMM: k.bmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_LN_FORWARD: k.lnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9]); break;
       case OP_LN_BACKWARD: k.lnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       case OP_GELU: k.gelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
+      case OP_DENSE_ROWS: k.denseRows(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
+      case OP_DENSE_DOTS: k.denseDots(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
+      case OP_ATTN_FORWARD: k.attnForward(p[0], p[1], p[2], p[3], p[4], p[5], floatOfBits(p[6]), p[7], p[8], p[9]); break;
+      case OP_ATTN_BACKWARD: k.attnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9], p[10]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -843,27 +853,6 @@ export function maxPool2Grad(x: Float32Array, dy: Float32Array, n: number, h: nu
   return e.f32(po, n * h * w * c);
 }
 
-/**
- * C[i] = op(A[i]) · op(B[i]) for i < batch, row-major; op(A) M x K (A stored K x M when transA),
- * op(B) K x N (B stored N x K when transB). The result (batch x M x N) is a view of scratch,
- * valid until the next kernel call.
- */
-export function batchMatMul(a: Float32Array, b: Float32Array, batch: number, M: number, K: number, N: number, transA: boolean, transB: boolean): Float32Array {
-  for (const [v, k] of [[batch, 'batch'], [M, 'M'], [K, 'K'], [N, 'N']] as const) checkInt(v, `batchMatMul: ${k}`);
-  need(a, batch * M * K, 'batchMatMul: a'); need(b, batch * K * N, 'batchMatMul: b');
-  const e = E();
-  const pa = e.input('bmmA', a, batch * M * K);
-  const pb = e.input('bmmB', b, batch * K * N);
-  const pc = e.scratchOff('bmmC', 4 * batch * M * N);
-  const threads = e.fanout(batch * M * K * N, PAR_MIN_MACS);
-  const cuts = splitEven(0, batch, threads > 1 ? Math.min(batch, threads * CHUNKS_PER_THREAD) : 1, 1);
-  const ps = transB ? e.scratchOff('bmmT', 4 * (cuts.length - 1) * (K * N + 16)) : 0;
-  const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, pc, M, K, N, transA ? 1 : 0, transB ? 1 : 0, cuts[t], cuts[t + 1], ps + 4 * t * (K * N + 16)]);
-  e.run(OP_BMM, chunks, threads);
-  return e.f32(pc, batch * M * N);
-}
-
 const bitsView = new DataView(new ArrayBuffer(4));
 /** A float32 passed through the int32 job table as its bits. */
 function bitsOfFloat(v: number): number { bitsView.setFloat32(0, v); return bitsView.getInt32(0); }
@@ -919,6 +908,101 @@ export function geluOf(x: Float32Array, n: number, dy?: Float32Array): Float32Ar
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([x.byteOffset, pd, py, dy ? 1 : 0, cuts[t], cuts[t + 1]]);
   e.run(OP_GELU, chunks, threads);
   return e.f32(py, n);
+}
+
+/**
+ * out[r·ystride + p] = Σ_{k < K} A(r, k) · x[offs[k] + p] for rows r < rows and positions p < len,
+ * A(r, k) = a[r·ars + k·aks]: a dense product whose K "rows" of x are picked by offsets (a
+ * convolution over planes with dense weights, or a plain product with offsets k·stride). x and out
+ * must be resident; threads split the positions.
+ */
+export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32Array, K: number, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number): Float32Array {
+  for (const [v, k] of [[ars, 'ars'], [aks, 'aks'], [K, 'K'], [rows, 'rows'], [len, 'len'], [ystride, 'ystride']] as const) checkInt(v, `denseRows: ${k}`);
+  need(offs, K, 'denseRows: offs');
+  const an = rows > 0 && K > 0 ? (rows - 1) * ars + (K - 1) * aks + 1 : 0;
+  need(a, an, 'denseRows: a');
+  if (rows > 0) need(out, (rows - 1) * ystride + len, 'denseRows: out');
+  const e = E();
+  if (!e.resident(x) || !e.resident(out)) throw new Error('denseRows: x and out must be arrays of the kernels\' memory');
+  const pa = e.input('denseA', a, an);
+  const po = e.input('denseOffs', offs, K);
+  const threads = e.fanout(rows * K * len, PAR_MIN_MACS);
+  const cuts = threads > 1 ? splitEven(0, len, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(len / 256)), 8) : [0, len];
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, ars, aks, x.byteOffset, po, K, out.byteOffset, ystride, 0, rows, cuts[t], cuts[t + 1]]);
+  e.run(OP_DENSE_ROWS, chunks, threads);
+  return out;
+}
+
+/**
+ * Every pair of an offset dot product: out[r·rowStride + j·colStride] = Σ_{p < len} a[aoff[r] + p] · b[boff[j] + p]
+ * for r < aoff.length, j < boff.length (a and b resident; threads split the columns j). A view of
+ * scratch, valid until the next kernel call, unless `out` is given.
+ */
+export function denseDots(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, rowStride: number, colStride: number, out?: Float32Array): Float32Array {
+  checkInt(len, 'denseDots: len'); checkInt(rowStride, 'denseDots: rowStride'); checkInt(colStride, 'denseDots: colStride');
+  const rows = aoff.length, cols = boff.length;
+  const size = rows && cols ? (rows - 1) * rowStride + (cols - 1) * colStride + 1 : 0;
+  const e = E();
+  if (!e.resident(a) || !e.resident(b)) throw new Error('denseDots: a and b must be arrays of the kernels\' memory');
+  const pa = e.input('row', aoff, rows);
+  const pb = e.input('col', boff, cols);
+  const po = e.output('pairs', out, size, 'denseDots');
+  const threads = e.fanout(rows * cols * len, PAR_MIN_MACS);
+  const cuts = splitEven(0, cols, threads > 1 ? Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(cols / 2)) : 1, 2);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([a.byteOffset, pa, rows, b.byteOffset, pb, po, rowStride, colStride, len, cuts[t], cuts[t + 1]]);
+  e.run(OP_DENSE_DOTS, chunks, threads);
+  return out !== undefined ? e.result(po, out, size) : e.f32(po, size);
+}
+
+/** The calls that split heads [0, heads) of an attention, and the scratch each call needs (floats). */
+function headChunks(heads: number, t: number, d: number): { cuts: number[]; threads: number; scratch: number } {
+  const e = E();
+  const threads = e.fanout(heads * t * t * d * 4, PAR_MIN_MACS);
+  const cuts = splitEven(0, heads, threads > 1 ? Math.min(heads, threads * CHUNKS_PER_THREAD) : 1, 1);
+  return { cuts, threads, scratch: 8 * t * d + t * t + t + d + 16 };
+}
+
+function checkAttention(what: string, qkv: Float32Array, n: number, t: number, heads: number, d: number): void {
+  for (const [v, k] of [[n, 'n'], [t, 't'], [heads, 'heads'], [d, 'd']] as const) checkInt(v, `${what}: ${k}`);
+  need(qkv, n * t * 3 * heads * d, `${what}: qkv`);
+}
+
+/**
+ * Multi-head attention softmax(scale · q kᵀ) v of every head from the packed projections qkv
+ * [n·t, 3·heads·d] (q|k|v, head, d): out [n·t, heads·d] (head, d) and the attention [n·heads, t, t],
+ * both views of scratch, valid until the next kernel call.
+ */
+export function attentionForward(qkv: Float32Array, n: number, t: number, heads: number, d: number, scale: number): { out: Float32Array; attn: Float32Array } {
+  checkAttention('attentionForward', qkv, n, t, heads, d);
+  const e = E();
+  const pq = e.input('attnQkv', qkv, n * t * 3 * heads * d);
+  const po = e.scratchOff('attnOut', 4 * n * t * heads * d);
+  const pa = e.scratchOff('attnA', 4 * n * heads * t * t);
+  const { cuts, threads, scratch } = headChunks(n * heads, t, d);
+  const ps = e.scratchOff('attnScratch', 4 * (cuts.length - 1) * scratch);
+  const chunks: number[][] = [];
+  for (let c = 0; c + 1 < cuts.length; c++) chunks.push([pq, po, pa, t, heads, d, bitsOfFloat(scale), cuts[c], cuts[c + 1], ps + 4 * c * scratch]);
+  e.run(OP_ATTN_FORWARD, chunks, threads);
+  return { out: e.f32(po, n * t * heads * d), attn: e.f32(pa, n * heads * t * t) };
+}
+
+/** The gradient of attentionForward's out (dy [n·t, heads·d]) with respect to qkv: a view of scratch. */
+export function attentionBackward(qkv: Float32Array, attn: Float32Array, dy: Float32Array, n: number, t: number, heads: number, d: number, scale: number): Float32Array {
+  checkAttention('attentionBackward', qkv, n, t, heads, d);
+  need(attn, n * heads * t * t, 'attentionBackward: attn'); need(dy, n * t * heads * d, 'attentionBackward: dy');
+  const e = E();
+  const pq = e.input('attnQkv', qkv, n * t * 3 * heads * d);
+  const pa = e.input('attnA', attn, n * heads * t * t);
+  const pd = e.input('attnDy', dy, n * t * heads * d);
+  const pg = e.scratchOff('attnDqkv', 4 * n * t * 3 * heads * d);
+  const { cuts, threads, scratch } = headChunks(n * heads, t, d);
+  const ps = e.scratchOff('attnScratch', 4 * (cuts.length - 1) * scratch);
+  const chunks: number[][] = [];
+  for (let c = 0; c + 1 < cuts.length; c++) chunks.push([pq, pa, pd, pg, t, heads, d, bitsOfFloat(scale), cuts[c], cuts[c + 1], ps + 4 * c * scratch]);
+  e.run(OP_ATTN_BACKWARD, chunks, threads);
+  return e.f32(pg, n * t * 3 * heads * d);
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */

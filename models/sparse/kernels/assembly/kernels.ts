@@ -878,68 +878,118 @@ export function maxPool2Grad(x: usize, dy: usize, dx: usize, H: i32, W: i32, C: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Batched small dense matrix products (attention: 768 products of 64 x 64 matrices per call, where
-// tfjs-wasm's BatchMatMul reached ~1 GFLOP/s). C[i] = op(A[i]) · op(B[i]), all row-major, C is M x N;
-// op(A) is M x K (A stored M x K, or K x M when transA), op(B) is K x N (B stored K x N, or N x K
-// when transB: transposed first into `scratch`, K x N floats per call). Batches [i0, i1) per call.
+// Dense products (the masked format's convolutions, the attention's 64 x 64 per head): rows of C
+// from rows of B picked by an offset table, 4 rows x 8 columns of C in registers (8 accumulators:
+// wider blocks spilled in V8 and ran at about half the speed). Column blocks are the outer loop,
+// so a block's K rows of B (8 floats each) stay in L1 while every row of A passes over them.
 
-export function bmm(a: usize, b: usize, c: usize, M: i32, K: i32, N: i32, transA: i32, transB: i32, i0: i32, i1: i32, scratch: usize): void {
-  const sa = <usize>(M * K) << 2, sb = <usize>(K * N) << 2, sc = <usize>(M * N) << 2;
-  const nb = <usize>N << 2, kb = <usize>K << 2, mb = <usize>M << 2;
-  for (let i = i0; i < i1; i++) {
-    const A = a + <usize>i * sa, Bi = b + <usize>i * sb, Cm = c + <usize>i * sc;
-    let B = Bi;
-    if (transB) {
-      // B[i] is N x K: transpose it into this chunk's scratch (K x N), O(K·N) against O(M·K·N)
-      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) store<f32>(scratch + (<usize>(k * N + n) << 2), load<f32>(Bi + (<usize>(n * K + k) << 2)));
-      B = scratch;
+/**
+ * For rows r in [r0, r1) and columns p in [p0, p1): C[r·cs + p] = Σ_{k < K} A(r, k) · B[boff[k] + p],
+ * A(r, k) at A[r·ars + k·aks] (strides and offsets in floats; any A layout, e.g. transposed).
+ * Summed in k order, one product per step, whatever the split of rows or columns.
+ */
+export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K: i32, C: usize, cs: i32, r0: i32, r1: i32, p0: i32, p1: i32): void {
+  const ar = <usize>ars << 2, ak = <usize>aks << 2, cb = <usize>cs << 2;
+  let j = p0;
+  for (; j + 8 <= p1; j += 8) {
+    const bj = B + (<usize>j << 2);
+    let r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      let ap = A + <usize>r * ar;
+      for (let k: usize = 0; k < <usize>K; k++) {
+        const br = bj + (<usize>load<i32>(boff + (k << 2)) << 2);
+        const b0 = v128.load(br), b1 = v128.load(br, 16);
+        let a = v128.load32_splat(ap); c00 = madd(c00, b0, a); c01 = madd(c01, b1, a);
+        a = v128.load32_splat(ap + ar); c10 = madd(c10, b0, a); c11 = madd(c11, b1, a);
+        a = v128.load32_splat(ap + 2 * ar); c20 = madd(c20, b0, a); c21 = madd(c21, b1, a);
+        a = v128.load32_splat(ap + 3 * ar); c30 = madd(c30, b0, a); c31 = madd(c31, b1, a);
+        ap += ak;
+      }
+      const cr = C + <usize>r * cb + (<usize>j << 2);
+      v128.store(cr, c00); v128.store(cr, c01, 16);
+      v128.store(cr + cb, c10); v128.store(cr + cb, c11, 16);
+      v128.store(cr + 2 * cb, c20); v128.store(cr + 2 * cb, c21, 16);
+      v128.store(cr + 3 * cb, c30); v128.store(cr + 3 * cb, c31, 16);
     }
-    // C[m, :] = Σ_k A(m, k) · B[k, :], 16 columns x 4 rows of C in registers
-    let m = 0;
-    for (; m < M; m += 4) {
-      const rows = min(4, M - m);
-      let j: usize = 0;
-      for (; j + 64 <= nb; j += 64) {
-        let c00 = f32x4.splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-        let c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-        for (let k = 0; k < K; k++) {
-          const br = B + <usize>k * nb + j;
-          const b0 = v128.load(br), b1 = v128.load(br, 16), b2 = v128.load(br, 32), b3 = v128.load(br, 48);
-          const a0 = f32x4.splat(aAt(A, transA, m, k, M, K));
-          c00 = madd(c00, b0, a0); c01 = madd(c01, b1, a0); c02 = madd(c02, b2, a0); c03 = madd(c03, b3, a0);
-          if (rows > 1) {
-            const a1 = f32x4.splat(aAt(A, transA, m + 1, k, M, K));
-            c10 = madd(c10, b0, a1); c11 = madd(c11, b1, a1); c12 = madd(c12, b2, a1); c13 = madd(c13, b3, a1);
-          }
-          if (rows > 2) {
-            const a2 = f32x4.splat(aAt(A, transA, m + 2, k, M, K));
-            c20 = madd(c20, b0, a2); c21 = madd(c21, b1, a2); c22 = madd(c22, b2, a2); c23 = madd(c23, b3, a2);
-          }
-          if (rows > 3) {
-            const a3 = f32x4.splat(aAt(A, transA, m + 3, k, M, K));
-            c30 = madd(c30, b0, a3); c31 = madd(c31, b1, a3); c32 = madd(c32, b2, a3); c33 = madd(c33, b3, a3);
-          }
-        }
-        const cr = Cm + <usize>m * nb + j;
-        v128.store(cr, c00); v128.store(cr, c01, 16); v128.store(cr, c02, 32); v128.store(cr, c03, 48);
-        if (rows > 1) { const q = cr + nb; v128.store(q, c10); v128.store(q, c11, 16); v128.store(q, c12, 32); v128.store(q, c13, 48); }
-        if (rows > 2) { const q = cr + 2 * nb; v128.store(q, c20); v128.store(q, c21, 16); v128.store(q, c22, 32); v128.store(q, c23, 48); }
-        if (rows > 3) { const q = cr + 3 * nb; v128.store(q, c30); v128.store(q, c31, 16); v128.store(q, c32, 32); v128.store(q, c33, 48); }
+    for (; r < r1; r++) {
+      let c0 = f32x4.splat(0), c1 = c0;
+      let ap = A + <usize>r * ar;
+      for (let k: usize = 0; k < <usize>K; k++) {
+        const br = bj + (<usize>load<i32>(boff + (k << 2)) << 2);
+        const a = v128.load32_splat(ap);
+        c0 = madd(c0, v128.load(br), a); c1 = madd(c1, v128.load(br, 16), a);
+        ap += ak;
       }
-      // remaining columns, scalar
-      for (let r = 0; r < rows; r++) {
-        for (let jj = j; jj < nb; jj += 4) {
-          let s: f32 = 0;
-          for (let k = 0; k < K; k++) s += aAt(A, transA, m + r, k, M, K) * load<f32>(B + <usize>k * nb + jj);
-          store<f32>(Cm + <usize>(m + r) * nb + jj, s);
-        }
+      const cr = C + <usize>r * cb + (<usize>j << 2);
+      v128.store(cr, c0); v128.store(cr, c1, 16);
+    }
+  }
+  // the last columns: the same sums, one lane at a time
+  for (; j < p1; j++) {
+    const bj = B + (<usize>j << 2);
+    for (let r = r0; r < r1; r++) {
+      let c = f32x4.splat(0);
+      let ap = A + <usize>r * ar;
+      for (let k: usize = 0; k < <usize>K; k++) {
+        c = madd(c, v128.load32_splat(bj + (<usize>load<i32>(boff + (k << 2)) << 2)), v128.load32_splat(ap));
+        ap += ak;
       }
+      store<f32>(C + <usize>r * cb + (<usize>j << 2), f32x4.extract_lane(c, 0));
     }
   }
 }
 
-@inline function aAt(A: usize, transA: i32, m: i32, k: i32, M: i32, K: i32): f32 {
-  return transA ? load<f32>(A + (<usize>(k * M + m) << 2)) : load<f32>(A + (<usize>(m * K + k) << 2));
+/** One row's two dot products of a denseDots block (vector part s0, s1, then the tail positions), written or added. */
+@inline function storeDots(c: usize, jb: usize, s0: v128, s1: v128, ap: usize, b0p: usize, b1p: usize, nv: usize, nb: usize, first: bool, two: bool): void {
+  let t0 = hsum(s0), t1 = hsum(s1);
+  for (let o = nv; o < nb; o += 4) { const av = load<f32>(ap + o); t0 += av * load<f32>(b0p + o); t1 += av * load<f32>(b1p + o); }
+  store<f32>(c, first ? t0 : load<f32>(c) + t0);
+  if (two) store<f32>(c + jb, first ? t1 : load<f32>(c + jb) + t1);
+}
+
+const DOTS_BLOCK: i32 = 1024; // positions per block of denseDots (a block of every row stays in L2)
+
+/**
+ * For columns j in [j0, j1) and every row r < rows: C[r·crs + j·cjs] = Σ_{p < len} A[aoff[r] + p] · B[boff[j] + p]
+ * (offsets in floats): all pairs of an offset dot product, as partial sums over blocks of
+ * DOTS_BLOCK positions added in block order (the masked format's conv weight gradient).
+ */
+export function denseDots(A: usize, aoff: usize, rows: i32, B: usize, boff: usize, C: usize, crs: i32, cjs: i32, len: i32, j0: i32, j1: i32): void {
+  const rb = <usize>crs << 2, jb = <usize>cjs << 2;
+  for (let blk = 0; blk < len; blk += DOTS_BLOCK) {
+    const e = min(blk + DOTS_BLOCK, len);
+    const nv = <usize>((e - blk) & ~3) << 2, nb = <usize>(e - blk) << 2;
+    const first = blk == 0;
+    const bo = <usize>blk << 2;
+    let j = j0;
+    for (; j < j1; j += 2) {
+      const two = j + 1 < j1;
+      const b0p = B + (<usize>load<i32>(boff + (<usize>j << 2)) << 2) + bo;
+      const b1p = two ? B + (<usize>load<i32>(boff + (<usize>j << 2), 4) << 2) + bo : b0p;
+      let r = 0;
+      for (; r < rows; r += 4) {
+        const nr = min(4, rows - r);
+        const a0p = A + (<usize>load<i32>(aoff + (<usize>r << 2)) << 2) + bo;
+        const a1p = nr > 1 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 4) << 2) + bo : a0p;
+        const a2p = nr > 2 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 8) << 2) + bo : a0p;
+        const a3p = nr > 3 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 12) << 2) + bo : a0p;
+        let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+        for (let o: usize = 0; o < nv; o += 16) {
+          const b0 = v128.load(b0p + o), b1 = v128.load(b1p + o);
+          let a = v128.load(a0p + o); s00 = madd(s00, a, b0); s01 = madd(s01, a, b1);
+          a = v128.load(a1p + o); s10 = madd(s10, a, b0); s11 = madd(s11, a, b1);
+          a = v128.load(a2p + o); s20 = madd(s20, a, b0); s21 = madd(s21, a, b1);
+          a = v128.load(a3p + o); s30 = madd(s30, a, b0); s31 = madd(s31, a, b1);
+        }
+        const c0 = C + <usize>r * rb + <usize>j * jb;
+        storeDots(c0, jb, s00, s01, a0p, b0p, b1p, nv, nb, first, two);
+        if (nr > 1) storeDots(c0 + rb, jb, s10, s11, a1p, b0p, b1p, nv, nb, first, two);
+        if (nr > 2) storeDots(c0 + 2 * rb, jb, s20, s21, a2p, b0p, b1p, nv, nb, first, two);
+        if (nr > 3) storeDots(c0 + 3 * rb, jb, s30, s31, a3p, b0p, b1p, nv, nb, first, two);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1004,23 +1054,184 @@ export function lnBackward(dy: usize, x: usize, gamma: usize, mean: usize, invst
 
 // ---------------------------------------------------------------------------------------------
 // Exact GELU, 0.5·x·(1 + erf(x/√2)), elementwise over [i0, i1); erf as tfjs computes it
-// (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7).
+// (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7), four lanes at a time. A tail
+// element runs through the same vector code in one lane, so every element's result is the same
+// wherever the threads' ranges are cut.
 
-@inline function erf(v: f32): f32 {
-  const s: f32 = v < 0 ? -1 : 1;
-  const a = Mathf.abs(v);
-  const t: f32 = <f32>1 / (<f32>1 + <f32>0.3275911 * a);
-  const poly = ((((<f32>1.061405429 * t - <f32>1.453152027) * t + <f32>1.421413741) * t - <f32>0.284496736) * t + <f32>0.254829592) * t;
-  return s * (<f32>1 - poly * Mathf.exp(-a * a));
+/**
+ * e^x for four lanes (Cephes expf: x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial in r, times
+ * 2^n built in the exponent bits); relative error about 2e-7. Lanes below -87.3 give ~1e-38.
+ */
+@inline function vexp(x: v128): v128 {
+  const c = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.37626));
+  const n = f32x4.nearest(f32x4.mul(c, f32x4.splat(1.44269504088896341)));
+  const r = f32x4.sub(f32x4.sub(c, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = madd(f32x4.splat(1.3981999507e-3), p, r);
+  p = madd(f32x4.splat(8.3334519073e-3), p, r);
+  p = madd(f32x4.splat(4.1665795894e-2), p, r);
+  p = madd(f32x4.splat(1.6666665459e-1), p, r);
+  p = madd(f32x4.splat(5.0000001201e-1), p, r);
+  p = f32x4.add(madd(r, p, f32x4.mul(r, r)), f32x4.splat(1));
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, pow2);
+}
+
+@inline function verf(v: v128): v128 {
+  const sign = v128.and(v, i32x4.splat(0x80000000));
+  const a = f32x4.abs(v);
+  const one = f32x4.splat(1);
+  const t = f32x4.div(one, madd(one, f32x4.splat(0.3275911), a));
+  let poly = f32x4.splat(1.061405429);
+  poly = madd(f32x4.splat(-1.453152027), poly, t);
+  poly = madd(f32x4.splat(1.421413741), poly, t);
+  poly = madd(f32x4.splat(-0.284496736), poly, t);
+  poly = madd(f32x4.splat(0.254829592), poly, t);
+  poly = f32x4.mul(poly, t);
+  const e = vexp(f32x4.neg(f32x4.mul(a, a)));
+  return v128.or(f32x4.sub(one, f32x4.mul(poly, e)), sign);
+}
+
+/** mode 0: gelu(x); mode 1: dy · gelu'(x). */
+@inline function vgelu(v: v128, d: v128, mode: i32): v128 {
+  const half = f32x4.splat(0.5);
+  const cdf = f32x4.mul(half, f32x4.add(f32x4.splat(1), verf(f32x4.mul(v, f32x4.splat(0.70710678118654752)))));
+  if (mode == 0) return f32x4.mul(v, cdf);
+  const pdf = f32x4.mul(vexp(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(v, v))), f32x4.splat(0.3989422804014327));
+  return f32x4.mul(d, madd(cdf, v, pdf));
 }
 
 /** mode 0: y = gelu(x); mode 1: y = dy · gelu'(x) (dy at `dy`). */
 export function gelu(x: usize, dy: usize, y: usize, mode: i32, i0: i32, i1: i32): void {
-  for (let i = <usize>i0; i < <usize>i1; i++) {
-    const v = load<f32>(x + (i << 2));
-    const cdf = <f32>0.5 * (<f32>1 + erf(v * <f32>0.70710678118654752));
-    if (mode == 0) { store<f32>(y + (i << 2), v * cdf); continue; }
-    const pdf = Mathf.exp(<f32>-0.5 * v * v) * <f32>0.3989422804014327;
-    store<f32>(y + (i << 2), load<f32>(dy + (i << 2)) * (cdf + v * pdf));
+  let i = <usize>i0;
+  const end = <usize>i1;
+  for (; i + 4 <= end; i += 4) {
+    const o = i << 2;
+    v128.store(y + o, vgelu(v128.load(x + o), mode ? v128.load(dy + o) : f32x4.splat(0), mode));
+  }
+  for (; i < end; i++) {
+    const o = i << 2;
+    const r = vgelu(f32x4.splat(load<f32>(x + o)), f32x4.splat(mode ? load<f32>(dy + o) : 0), mode);
+    store<f32>(y + o, f32x4.extract_lane(r, 0));
+  }
+}
+
+/**
+ * C = op(A) · op(B), all row-major, C is M x N; op(A) is M x K (A stored M x K, or K x M when
+ * transA), op(B) is K x N (B stored K x N, or N x K when transB: transposed first into `scratch`).
+ * scratch: K·N + K floats.
+ */
+function gemm(A: usize, Bi: usize, Cm: usize, M: i32, K: i32, N: i32, transA: i32, transB: i32, scratch: usize): void {
+  let B = Bi;
+  if (transB) {
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) store<f32>(scratch + (<usize>(k * N + n) << 2), load<f32>(Bi + (<usize>(n * K + k) << 2)));
+    B = scratch;
+  }
+  const boff = scratch + (<usize>(K * N) << 2);
+  for (let k = 0; k < K; k++) store<i32>(boff + (<usize>k << 2), k * N);
+  denseRows(A, transA ? 1 : K, transA ? M : 1, B, boff, K, Cm, N, 0, M, 0, N);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-head attention, fused per head: q, k, v of head h of sample b are read straight from the
+// packed projections qkv [N·T, 3·H·D] (features ordered q|k|v, head, d), the head's T x T
+// attention is kept for the backward pass, and the results are written token-major, so no
+// split/merge copies and no softmax ops outside. Heads [i0, i1) (i = b·H + h) per call; each
+// call has its own scratch of 8·T·D + T·T + T + D floats. A head's result does not depend on
+// which call computes it.
+
+/** Copies the T rows of D floats at src (row stride `stride` floats) to dst (contiguous), or back. */
+@inline function copyRows(src: usize, stride: i32, dst: usize, T: i32, D: i32, toRows: bool): void {
+  const db = <usize>D << 2, sb = <usize>stride << 2;
+  for (let t = 0; t < T; t++) {
+    const a = src + <usize>t * sb, b = dst + <usize>t * db;
+    if (toRows) memory.copy(a, b, db); else memory.copy(b, a, db);
+  }
+}
+
+/** out (token-major [N·T, H·D]) and attn ([N·H, T, T], the softmax) of heads [i0, i1). */
+export function attnForward(qkv: usize, out: usize, attn: usize, T: i32, H: i32, D: i32, scale: f32, i0: i32, i1: i32, scratch: usize): void {
+  const td = <usize>(T * D) << 2;
+  const q = scratch, k = q + td, v = k + td, tr = v + td;
+  const row = 3 * H * D, orow = H * D;
+  for (let i = i0; i < i1; i++) {
+    const b = i / H, h = i % H;
+    const base = qkv + (<usize>(b * T * row) << 2);
+    copyRows(base + (<usize>(h * D) << 2), row, q, T, D, false);
+    copyRows(base + (<usize>((H + h) * D) << 2), row, k, T, D, false);
+    copyRows(base + (<usize>((2 * H + h) * D) << 2), row, v, T, D, false);
+    const S = attn + (<usize>i * <usize>(T * T) << 2);
+    gemm(q, k, S, T, D, T, 0, 1, tr);
+    for (let r = 0; r < T; r++) softmaxRow(S + (<usize>(r * T) << 2), T, scale);
+    gemm(S, v, q, T, T, D, 0, 0, tr); // the head's output, into q's place
+    copyRows(out + (<usize>(b * T * orow + h * D) << 2), orow, q, T, D, true);
+  }
+}
+
+/** y = softmax(scale · y) over one row of n, as tfjs: exp(x - max) / sum. */
+@inline function softmaxRow(y: usize, n: i32, scale: f32): void {
+  const nb = <usize>n << 2;
+  const vs = f32x4.splat(scale);
+  let o: usize = 0;
+  let mx: f32 = -Infinity;
+  for (; o + 16 <= nb; o += 16) {
+    const a = f32x4.mul(v128.load(y + o), vs);
+    v128.store(y + o, a);
+    mx = max(mx, f32x4.extract_lane(a, 0)); mx = max(mx, f32x4.extract_lane(a, 1));
+    mx = max(mx, f32x4.extract_lane(a, 2)); mx = max(mx, f32x4.extract_lane(a, 3));
+  }
+  for (; o < nb; o += 4) { const a = load<f32>(y + o) * scale; store<f32>(y + o, a); mx = max(mx, a); }
+  const vm = f32x4.splat(mx);
+  let sum: f32 = 0;
+  o = 0;
+  for (; o + 16 <= nb; o += 16) {
+    const e = vexp(f32x4.sub(v128.load(y + o), vm));
+    v128.store(y + o, e);
+    sum += hsum(e);
+  }
+  for (; o < nb; o += 4) {
+    const e = f32x4.extract_lane(vexp(f32x4.splat(load<f32>(y + o) - mx)), 0);
+    store<f32>(y + o, e);
+    sum += e;
+  }
+  const vsum = f32x4.splat(sum);
+  o = 0;
+  for (; o + 16 <= nb; o += 16) v128.store(y + o, f32x4.div(v128.load(y + o), vsum));
+  for (; o < nb; o += 4) store<f32>(y + o, load<f32>(y + o) / sum);
+}
+
+/**
+ * dqkv (token-major, q|k|v) of heads [i0, i1) from dy (token-major [N·T, H·D]), the forward's
+ * qkv and attn: dv = Aᵀ·dy, dA = dy·vᵀ, dS = A ⊙ (dA − rowsum(dA ⊙ A)) · scale, dq = dS·k, dk = dSᵀ·q.
+ */
+export function attnBackward(qkv: usize, attn: usize, dy: usize, dqkv: usize, T: i32, H: i32, D: i32, scale: f32, i0: i32, i1: i32, scratch: usize): void {
+  const td = <usize>(T * D) << 2, tb = <usize>T << 2;
+  const q = scratch, k = q + td, v = k + td, g = v + td, dq = g + td, dk = dq + td, dv = dk + td, dS = dv + td, tr = dS + (<usize>(T * T) << 2);
+  const row = 3 * H * D, orow = H * D;
+  for (let i = i0; i < i1; i++) {
+    const b = i / H, h = i % H;
+    const base = qkv + (<usize>(b * T * row) << 2), dbase = dqkv + (<usize>(b * T * row) << 2);
+    copyRows(base + (<usize>(h * D) << 2), row, q, T, D, false);
+    copyRows(base + (<usize>((H + h) * D) << 2), row, k, T, D, false);
+    copyRows(base + (<usize>((2 * H + h) * D) << 2), row, v, T, D, false);
+    copyRows(dy + (<usize>(b * T * orow + h * D) << 2), orow, g, T, D, false);
+    const A = attn + (<usize>i * <usize>(T * T) << 2);
+    gemm(A, g, dv, T, T, D, 1, 0, tr);
+    gemm(g, v, dS, T, D, T, 0, 1, tr);
+    const vscale = f32x4.splat(scale);
+    for (let r = 0; r < T; r++) {
+      const ar = A + <usize>r * tb, dr = dS + <usize>r * tb;
+      let dot: f32 = 0;
+      for (let c: usize = 0; c < tb; c += 4) dot += load<f32>(dr + c) * load<f32>(ar + c);
+      const vd = f32x4.splat(dot);
+      let c: usize = 0;
+      for (; c + 16 <= tb; c += 16) v128.store(dr + c, f32x4.mul(f32x4.mul(v128.load(ar + c), f32x4.sub(v128.load(dr + c), vd)), vscale));
+      for (; c < tb; c += 4) store<f32>(dr + c, load<f32>(ar + c) * (load<f32>(dr + c) - dot) * scale);
+    }
+    gemm(dS, k, dq, T, T, D, 0, 0, tr);
+    gemm(dS, q, dk, T, T, D, 1, 0, tr);
+    copyRows(dbase + (<usize>(h * D) << 2), row, dq, T, D, true);
+    copyRows(dbase + (<usize>((H + h) * D) << 2), row, dk, T, D, true);
+    copyRows(dbase + (<usize>((2 * H + h) * D) << 2), row, dv, T, D, true);
   }
 }
