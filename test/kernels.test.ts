@@ -262,7 +262,8 @@ test('worker threads do not keep the process alive', () => {
 
 test('denseRows and denseDots: offset products against float64, row/column tails, any A layout, bit-equal on one and two threads', () => {
   const rng = new Rng(37);
-  for (const [rows, K, len, span] of [[5, 7, 37, 50], [8, 144, 4099, 4200], [1, 3, 9, 12], [13, 20, 1030, 1100]]) {
+  // the last: K cut into blocks whose sums are added in order, rows in blocks
+  for (const [rows, K, len, span] of [[5, 7, 37, 50], [8, 144, 4099, 4200], [1, 3, 9, 12], [13, 20, 1030, 1100], [300, 700, 43, 60]]) {
     const x = allocFloat32(K * span);
     for (let i = 0; i < x.length; i++) x[i] = rng.uniform(-1, 1);
     // each of the K rows of the product reads x at its own offset (overlapping, unordered)

@@ -56,19 +56,31 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     return tf.add(this.op(x, this.weight), this.bias);
   }
 
+  /**
+   * y = x · W on our two-thread dense product (tfjs-wasm's matMul runs on one thread, and ~12x
+   * slower with the transposed operands its own gradient uses). x is [batch, cols], W is
+   * [cols, rows]; each product reads rows of its right operand at offsets (i · row length).
+   */
   private linearOp() {
+    const { rows, cols } = this;
     return binaryOp((x, w, save) => {
       save([x]);
+      const batch = x.shape[0];
+      const wk = resident('maskedW', readFloats(w), cols * rows);
+      const y = K.denseRows(readFloats(x), cols, 1, strideOffsets(cols, rows), cols, batch, wk, rows, scratch('out', batch * rows), rows);
       return {
-        value: tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D),
-        // explicit transposes: the wasm backend's transposed matMul is ~12x slower
+        value: tensorOf(y, [batch, rows]),
         gradFunc: (dy, saved) => {
-          const d = dy as tf.Tensor2D;
           const xs = saved[0] as tf.Tensor2D;
-          if (this.probing) this.record(xs, d);
-          const dx = tf.matMul(d, tf.transpose(w as tf.Tensor2D));
-          const dw = tf.mul(tf.matMul(tf.transpose(xs), d), this.maskTensor);
-          return [dx, dw];
+          if (this.probing) this.record(xs, dy as tf.Tensor2D);
+          const x = readFloats(xs), d = readFloats(dy);
+          // dW[k, r] = Σ_b x[b, k] · dy[b, r]: rows k of xᵀ (read strided from x) times rows b of dy
+          const dk = resident('maskedDy', d, batch * rows);
+          const dw = tensorOf(K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('out', cols * rows), rows), [cols, rows]);
+          // dx = dy · Wᵀ
+          const wt = K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols));
+          const dx = tensorOf(K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, wt, cols, scratch('out', batch * cols), cols), [batch, cols]);
+          return [dx, tf.mul(dw, this.maskTensor)];
         },
       };
     });
@@ -276,4 +288,20 @@ export function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry):
   const dp = padOrCrop(d, g.kh - 1 - g.top, g.h + g.top - g.ho * s, g.kw - 1 - g.left, g.w + g.left - g.wo * s);
   const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   return tf.conv2d(dp, flipped, 1, 'valid');
+}
+
+/** A copy of a in the kernels' memory (scratch `name`, valid until the next use of that name). */
+function resident(name: string, a: Float32Array, len: number): Float32Array {
+  const r = scratch(name, len);
+  r.set(a.subarray(0, len));
+  return r;
+}
+
+const offsetTables = new Map<string, Int32Array>();
+/** [0, stride, 2·stride, ...] (n entries): the offsets of the rows of a row-major matrix. */
+function strideOffsets(n: number, stride: number): Int32Array {
+  const key = `${n}/${stride}`;
+  let t = offsetTables.get(key);
+  if (!t) { t = Int32Array.from({ length: n }, (_, i) => i * stride); offsetTables.set(key, t); }
+  return t;
 }

@@ -50,7 +50,7 @@ interface KernelExports {
   lnForward(x: number, y: number, gamma: number, beta: number, mean: number, invstd: number, D: number, eps: number, m0: number, m1: number): void;
   lnBackward(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, partial: number, D: number, m0: number, m1: number): void;
   gelu(x: number, dy: number, y: number, mode: number, i0: number, i1: number): void;
-  denseRows(A: number, ars: number, aks: number, B: number, boff: number, K: number, C: number, cs: number, r0: number, r1: number, p0: number, p1: number): void;
+  denseRows(A: number, ars: number, aks: number, B: number, boff: number, K: number, C: number, cs: number, r0: number, r1: number, p0: number, p1: number, acc: number): void;
   denseDots(A: number, aoff: number, rows: number, B: number, boff: number, C: number, crs: number, cjs: number, len: number, j0: number, j1: number): void;
   attnForward(qkv: number, out: number, attn: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
   attnBackward(qkv: number, attn: number, dy: number, dqkv: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
@@ -78,6 +78,8 @@ const PAR_MIN_MACS = 1 << 19;
 const PAR_MIN_ELEMS = 1 << 16;
 // Chunks per thread of a parallel call (taken dynamically, see run()).
 const CHUNKS_PER_THREAD = 4;
+/** denseRows: products per call and floats of A per row block (see there) */
+const DENSE_BLOCK_K = 256, DENSE_BLOCK_FLOATS = 65536;
 const SPMMT_CHUNKS_PER_THREAD = 1;
 // Cache blocking: the rows of the dense operand that one pass may touch should stay in L2 (2 MiB
 // per core here). Panels are used when the operand is larger and a row has enough nonzeros in a
@@ -185,7 +187,7 @@ for (;;) {
         case ${OP_LN_FORWARD}: k.lnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9]); break;
         case ${OP_LN_BACKWARD}: k.lnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_GELU}: k.gelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
-        case ${OP_DENSE_ROWS}: k.denseRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11]); break;
+        case ${OP_DENSE_ROWS}: k.denseRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
         case ${OP_DENSE_DOTS}: k.denseDots(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_ATTN_FORWARD}: k.attnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], new Float32Array(J.buffer, 4 * (a+6), 1)[0], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_ATTN_BACKWARD}: k.attnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9], J[a+10]); break;
@@ -462,7 +464,7 @@ class Engine {
       case OP_LN_FORWARD: k.lnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9]); break;
       case OP_LN_BACKWARD: k.lnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       case OP_GELU: k.gelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
-      case OP_DENSE_ROWS: k.denseRows(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
+      case OP_DENSE_ROWS: k.denseRows(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
       case OP_DENSE_DOTS: k.denseDots(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_ATTN_FORWARD: k.attnForward(p[0], p[1], p[2], p[3], p[4], p[5], floatOfBits(p[6]), p[7], p[8], p[9]); break;
       case OP_ATTN_BACKWARD: k.attnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9], p[10]); break;
@@ -927,10 +929,21 @@ export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32
   const pa = e.input('denseA', a, an);
   const po = e.input('denseOffs', offs, K);
   const threads = e.fanout(rows * K * len, PAR_MIN_MACS);
+  // blocks of A that stay in L2 (~256 KiB) while every column block passes over them: up to
+  // DENSE_BLOCK_K of the K products per call (the calls add up in order), rows in blocks of A
+  const kb = K <= 2 * DENSE_BLOCK_K ? K : DENSE_BLOCK_K;
+  const rb = Math.max(4, Math.floor(DENSE_BLOCK_FLOATS / Math.max(1, kb)) & ~3);
   const cuts = threads > 1 ? splitEven(0, len, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(len / 256)), 8) : [0, len];
-  const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, ars, aks, x.byteOffset, po, K, out.byteOffset, ystride, 0, rows, cuts[t], cuts[t + 1]]);
-  e.run(OP_DENSE_ROWS, chunks, threads);
+  for (let k0 = 0; ; k0 += kb) {
+    const k = Math.min(kb, K - k0);
+    let chunks: number[][] = [];
+    for (let r0 = 0; r0 < rows; r0 += rb) {
+      for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa + 4 * k0 * aks, ars, aks, x.byteOffset, po + 4 * k0, k, out.byteOffset, ystride, r0, Math.min(rows, r0 + rb), cuts[t], cuts[t + 1], k0 > 0 ? 1 : 0]);
+      if (chunks.length + cuts.length > MAX_CHUNKS) { e.run(OP_DENSE_ROWS, chunks, threads); chunks = []; }
+    }
+    if (chunks.length) e.run(OP_DENSE_ROWS, chunks, threads);
+    if (k0 + kb >= K) break;
+  }
   return out;
 }
 

@@ -888,7 +888,12 @@ export function maxPool2Grad(x: usize, dy: usize, dx: usize, H: i32, W: i32, C: 
  * A(r, k) at A[r·ars + k·aks] (strides and offsets in floats; any A layout, e.g. transposed).
  * Summed in k order, one product per step, whatever the split of rows or columns.
  */
-export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K: i32, C: usize, cs: i32, r0: i32, r1: i32, p0: i32, p1: i32): void {
+/** Stores (or, with acc, adds) four lanes at c. */
+@inline function put(c: usize, v: v128, acc: i32): void {
+  v128.store(c, acc ? f32x4.add(v128.load(c), v) : v);
+}
+
+export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K: i32, C: usize, cs: i32, r0: i32, r1: i32, p0: i32, p1: i32, acc: i32): void {
   const ar = <usize>ars << 2, ak = <usize>aks << 2, cb = <usize>cs << 2;
   let j = p0;
   for (; j + 8 <= p1; j += 8) {
@@ -907,10 +912,10 @@ export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K
         ap += ak;
       }
       const cr = C + <usize>r * cb + (<usize>j << 2);
-      v128.store(cr, c00); v128.store(cr, c01, 16);
-      v128.store(cr + cb, c10); v128.store(cr + cb, c11, 16);
-      v128.store(cr + 2 * cb, c20); v128.store(cr + 2 * cb, c21, 16);
-      v128.store(cr + 3 * cb, c30); v128.store(cr + 3 * cb, c31, 16);
+      put(cr, c00, acc); put(cr + 16, c01, acc);
+      put(cr + cb, c10, acc); put(cr + cb + 16, c11, acc);
+      put(cr + 2 * cb, c20, acc); put(cr + 2 * cb + 16, c21, acc);
+      put(cr + 3 * cb, c30, acc); put(cr + 3 * cb + 16, c31, acc);
     }
     for (; r < r1; r++) {
       let c0 = f32x4.splat(0), c1 = c0;
@@ -922,7 +927,7 @@ export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K
         ap += ak;
       }
       const cr = C + <usize>r * cb + (<usize>j << 2);
-      v128.store(cr, c0); v128.store(cr, c1, 16);
+      put(cr, c0, acc); put(cr + 16, c1, acc);
     }
   }
   // the last columns: the same sums, one lane at a time
@@ -935,7 +940,8 @@ export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K
         c = madd(c, v128.load32_splat(bj + (<usize>load<i32>(boff + (k << 2)) << 2)), v128.load32_splat(ap));
         ap += ak;
       }
-      store<f32>(C + <usize>r * cb + (<usize>j << 2), f32x4.extract_lane(c, 0));
+      const cr = C + <usize>r * cb + (<usize>j << 2);
+      store<f32>(cr, acc ? load<f32>(cr) + f32x4.extract_lane(c, 0) : f32x4.extract_lane(c, 0));
     }
   }
 }
@@ -1129,7 +1135,7 @@ function gemm(A: usize, Bi: usize, Cm: usize, M: i32, K: i32, N: i32, transA: i3
   }
   const boff = scratch + (<usize>(K * N) << 2);
   for (let k = 0; k < K; k++) store<i32>(boff + (<usize>k << 2), k * N);
-  denseRows(A, transA ? 1 : K, transA ? M : 1, B, boff, K, Cm, N, 0, M, 0, N);
+  denseRows(A, transA ? 1 : K, transA ? M : 1, B, boff, K, Cm, N, 0, M, 0, N, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
