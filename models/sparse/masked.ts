@@ -73,13 +73,16 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
         gradFunc: (dy, saved) => {
           const xs = saved[0] as tf.Tensor2D;
           if (this.probing) this.record(xs, dy as tf.Tensor2D);
+          // every view of tfjs's heap is used before a tensor is made (a new tensor may grow the heap)
           const x = readFloats(xs), d = readFloats(dy);
           // dW[k, r] = Σ_b x[b, k] · dy[b, r]: rows k of xᵀ (read strided from x) times rows b of dy
           const dk = resident('maskedDy', d, batch * rows);
-          const dw = tensorOf(K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('out', cols * rows), rows), [cols, rows]);
+          const dwv = K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('maskedDw', cols * rows), rows);
           // dx = dy · Wᵀ
           const wt = K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols));
-          const dx = tensorOf(K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, wt, cols, scratch('out', batch * cols), cols), [batch, cols]);
+          const dxv = K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, wt, cols, scratch('out', batch * cols), cols);
+          const dw = tensorOf(dwv, [cols, rows]);
+          const dx = tensorOf(dxv, [batch, cols]);
           return [dx, tf.mul(dw, this.maskTensor)];
         },
       };
