@@ -211,11 +211,19 @@ test('arrays in the kernels\' memory are used in place, and out is filled', () =
   const dyT = allocFloat32(host.rows * B);
   transpose(dy, B, host.rows, dyT);
   assertClose(spmmT(a, dyT, B), refSpmmT(host, dyT, B), 'spmmT resident');
-  for (const v of [a.rowPtr, a.colIdx, a.values, x, y, dyT]) release(v);
-  // the heap is reused after release
-  const again = allocFloat32(16);
-  again.fill(1);
+  const freed = [a.rowPtr, a.colIdx, a.values, x, y, dyT];
+  const lo = Math.min(...freed.map((v) => v.byteOffset)), hi = Math.max(...freed.map((v) => v.byteOffset + v.byteLength));
+  for (const v of freed) release(v);
+  // the heap is reused after release: a block of the freed size lands among the freed blocks,
+  // and allocating and releasing 8 MiB many times does not grow the memory
+  const again = allocFloat32(x.length);
+  assert.ok(again.byteOffset >= lo && again.byteOffset + again.byteLength <= hi, `reallocated at ${again.byteOffset}, freed span [${lo}, ${hi})`);
   release(again);
+  const big = allocFloat32(1 << 21);
+  const size = big.buffer.byteLength;
+  release(big);
+  for (let i = 0; i < 50; i++) release(allocFloat32(1 << 21));
+  assert.equal(allocFloat32(1).buffer.byteLength, size, 'memory did not grow');
 });
 
 test('workers see memory grown after they started', () => {
