@@ -30,6 +30,23 @@ export interface ConvPlan {
   gradStride: number;
   /** valid output positions (patches), n·ho·wo */
   count: number;
+  /**
+   * Grid positions worth computing, as [start, end) pairs: of the output (< outLength) and of the
+   * input (< length; what an input gradient needs). Per image from its first to its last valid
+   * position where that skips over a tenth of the grid (small maps: a 2x2 output on a 4x4 grid),
+   * else the whole range.
+   */
+  outSpans: number[];
+  inSpans: number[];
+}
+
+/** Per image, [first, last + 1) of the rows x cols block at (top, left) of each hg x wg image, or [0, len) when that saves under a tenth. */
+function imageSpans(n: number, hg: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
+  const first = top * wg + left, span = (rows - 1) * wg + cols;
+  if (rows <= 0 || cols <= 0 || n * span > 0.9 * len) return [0, len];
+  const out: number[] = [];
+  for (let b = 0; b < n; b++) out.push(b * hg * wg + first, b * hg * wg + first + span);
+  return out;
 }
 
 export function convPlan(shape: LayerShape, inputShape: readonly number[]): ConvPlan {
@@ -54,10 +71,13 @@ export function convPlan(shape: LayerShape, inputShape: readonly number[]): Conv
   if ((s * s * c + 1) * (length + maxShift) >= 2 ** 31 || (shape.rows + 1) * (length + maxShift) >= 2 ** 31) {
     throw new Error(`${shape.name}: a batch of ${n} inputs ${h}x${w}x${c} is too large for the conv kernels (2^31 floats)`);
   }
+  // the input pixels on the grid (stride 1; a strided input is spread over phase planes: all of it)
+  const inSpans = s === 1 ? imageSpans(n, hg, wg, top, left, Math.min(h, hg - top), Math.min(w, wg - left), length) : [0, length];
   return {
     input: { n, h, w, c, s, top, left, hg, wg },
     output: { n, h: ho, w: wo, c: shape.rows, s: 1, top: 0, left: 0, hg, wg },
     ho, wo, length, maxShift, outLength: length - maxShift, gradStride: maxShift + length, count: n * ho * wo,
+    outSpans: imageSpans(n, hg, wg, 0, 0, ho, wo, length - maxShift), inSpans,
   };
 }
 
@@ -272,7 +292,7 @@ export class DenseConv {
   forward(w: Float32Array, x: Float32Array, p: ConvPlan): Float32Array {
     const rows = this.shape.rows;
     const y = (planeBuffers.y = fit(planeBuffers.y, rows * p.length));
-    K.denseRows(w, 1, rows, this.columns!, this.shape.cols, rows, x, p.outLength, y, p.length);
+    K.denseRows(w, 1, rows, this.columns!, this.shape.cols, rows, x, p.outLength, y, p.length, p.outSpans);
     return y;
   }
 
@@ -291,7 +311,7 @@ export class DenseConv {
       for (let ch = 0, i = 0; ch < c; ch++) {
         for (let r = 0; r < rows; r++) for (let t = 0; t < taps; t++) a[i++] = w[(ph.columns[t] + ch) * rows + r];
       }
-      K.denseRows(a, k, 1, ph.offsets, k, c, dy, p.length, dx.subarray(ph.plane * p.length), p.length);
+      K.denseRows(a, k, 1, ph.offsets, k, c, dy, p.length, dx.subarray(ph.plane * p.length), p.length, p.inSpans);
     }
     return dx;
   }

@@ -55,7 +55,7 @@ export class CsrConvLayer extends CsrWeight {
       const structure = this.structure;
       const rows = this.rows;
       const yPlanes = (buffers.y = fit(buffers.y, rows * plan.length));
-      K.convGather(this.rowPtr, this.inputOffsets!, this.vals, rows, this.xPlanes, plan.outLength, yPlanes, plan.length);
+      K.convGather(this.rowPtr, this.inputOffsets!, this.vals, rows, this.xPlanes, plan.outLength, yPlanes, plan.length, plan.outSpans);
       const o = plan.output;
       const y = K.unpackPlanes(yPlanes, 0, plan.length, o, readFloats(bias), scratch('out', o.n * o.h * o.w * o.c));
       const value = tensorOf(y, [o.n, o.h, o.w, o.c]);
@@ -79,7 +79,7 @@ export class CsrConvLayer extends CsrWeight {
         for (let j = 0; j < perm.length; j++) tVals[j] = this.vals[perm[j]];
         const planes = K.planeCount(plan.input);
         const dxPlanes = (buffers.dx = fit(buffers.dx, planes * plan.length));
-        K.convGather(this.tPtr!, this.tOffsets!, tVals, planes, dyPlanes, plan.length, dxPlanes, plan.length);
+        K.convGather(this.tPtr!, this.tOffsets!, tVals, planes, dyPlanes, plan.length, dxPlanes, plan.length, plan.inSpans);
         const g = plan.input;
         const dx = tensorOf(K.unpackPlanes(dxPlanes, 0, plan.length, g, undefined, scratch('out', g.n * g.h * g.w * g.c)), [g.n, g.h, g.w, g.c]);
         return [dx, dv, dbias];

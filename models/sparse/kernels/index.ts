@@ -498,6 +498,28 @@ function splitEven(lo: number, hi: number, parts: number, step: number): number[
   return cuts;
 }
 
+/**
+ * The position ranges ([p0, p1) pairs, flattened) a call over `spans` (pairs within [0, len)) is
+ * cut into: with several threads, spans longer than their share are split at multiples of `step`
+ * into about threads · CHUNKS_PER_THREAD pieces in all (none shorter than `minPiece`).
+ */
+function positionPieces(spans: readonly number[], len: number, threads: number, minPiece: number, step: number): number[] {
+  for (let i = 0; i < spans.length; i += 2) {
+    if (!(spans[i] >= 0 && spans[i] <= spans[i + 1] && spans[i + 1] <= len)) throw new RangeError(`position span [${spans[i]}, ${spans[i + 1]}) is outside [0, ${len})`);
+  }
+  if (threads <= 1) return [...spans];
+  let total = 0;
+  for (let i = 0; i < spans.length; i += 2) total += spans[i + 1] - spans[i];
+  const share = Math.max(minPiece, Math.ceil(total / (threads * CHUNKS_PER_THREAD)));
+  const out: number[] = [];
+  for (let i = 0; i < spans.length; i += 2) {
+    const n = spans[i + 1] - spans[i];
+    const cuts = splitEven(spans[i], spans[i + 1], Math.max(1, Math.min(Math.round(n / share), Math.ceil(n / step))), step);
+    for (let t = 0; t + 1 < cuts.length; t++) if (cuts[t + 1] > cuts[t]) out.push(cuts[t], cuts[t + 1]);
+  }
+  return out;
+}
+
 /** Splits rows so that each part has about the same nonzeros + rows (a row costs about a nonzero). */
 function splitRows(rowPtr: Int32Array, rows: number, parts: number): number[] {
   const p0 = rowPtr[0];
@@ -685,7 +707,7 @@ export function unpackPlanes(src: Float32Array, base: number, pstride: number, g
  * over planes: offs is a nonzero's plane start plus its tap's shift). x and out must be resident;
  * x must hold every x[offs[k] + p] read.
  */
-export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32Array, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number): Float32Array {
+export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32Array, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number, spans?: readonly number[]): Float32Array {
   checkInt(rows, 'convGather: rows'); checkInt(len, 'convGather: len'); checkInt(ystride, 'convGather: ystride');
   need(rowPtr, rows + 1, 'convGather: rowPtr');
   const nnz = rowPtr[rows];
@@ -697,9 +719,9 @@ export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32
   const po = e.input('colIdx', offs, nnz);
   const pv = e.input('values', values, nnz);
   const threads = e.fanout((nnz + rows) * len, PAR_MIN_MACS);
-  const cuts = threads > 1 ? splitEven(0, len, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(len / 1024)), 16) : [0, len];
+  const pieces = positionPieces(spans ?? [0, len], len, threads, 1024, 16);
   const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pr, po, pv, x.byteOffset, out.byteOffset, ystride, 0, rows, cuts[t], cuts[t + 1]]);
+  for (let t = 0; t < pieces.length; t += 2) chunks.push([pr, po, pv, x.byteOffset, out.byteOffset, ystride, 0, rows, pieces[t], pieces[t + 1]]);
   e.run(OP_CONV_GATHER, chunks, threads);
   return out;
 }
@@ -918,7 +940,7 @@ export function geluOf(x: Float32Array, n: number, dy?: Float32Array): Float32Ar
  * convolution over planes with dense weights, or a plain product with offsets k·stride). x and out
  * must be resident; threads split the positions.
  */
-export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32Array, K: number, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number): Float32Array {
+export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32Array, K: number, rows: number, x: Float32Array, len: number, out: Float32Array, ystride: number, spans?: readonly number[]): Float32Array {
   for (const [v, k] of [[ars, 'ars'], [aks, 'aks'], [K, 'K'], [rows, 'rows'], [len, 'len'], [ystride, 'ystride']] as const) checkInt(v, `denseRows: ${k}`);
   need(offs, K, 'denseRows: offs');
   const an = rows > 0 && K > 0 ? (rows - 1) * ars + (K - 1) * aks + 1 : 0;
@@ -933,13 +955,15 @@ export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32
   // DENSE_BLOCK_K of the K products per call (the calls add up in order), rows in blocks of A
   const kb = K <= 2 * DENSE_BLOCK_K ? K : DENSE_BLOCK_K;
   const rb = Math.max(4, Math.floor(DENSE_BLOCK_FLOATS / Math.max(1, kb)) & ~3);
-  const cuts = threads > 1 ? splitEven(0, len, Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(len / 256)), 8) : [0, len];
+  const pieces = positionPieces(spans ?? [0, len], len, threads, 256, 8);
   for (let k0 = 0; ; k0 += kb) {
     const k = Math.min(kb, K - k0);
     let chunks: number[][] = [];
     for (let r0 = 0; r0 < rows; r0 += rb) {
-      for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa + 4 * k0 * aks, ars, aks, x.byteOffset, po + 4 * k0, k, out.byteOffset, ystride, r0, Math.min(rows, r0 + rb), cuts[t], cuts[t + 1], k0 > 0 ? 1 : 0]);
-      if (chunks.length + cuts.length > MAX_CHUNKS) { e.run(OP_DENSE_ROWS, chunks, threads); chunks = []; }
+      for (let t = 0; t < pieces.length; t += 2) {
+        chunks.push([pa + 4 * k0 * aks, ars, aks, x.byteOffset, po + 4 * k0, k, out.byteOffset, ystride, r0, Math.min(rows, r0 + rb), pieces[t], pieces[t + 1], k0 > 0 ? 1 : 0]);
+        if (chunks.length === MAX_CHUNKS) { e.run(OP_DENSE_ROWS, chunks, threads); chunks = []; }
+      }
     }
     if (chunks.length) e.run(OP_DENSE_ROWS, chunks, threads);
     if (k0 + kb >= K) break;
