@@ -21,7 +21,7 @@ export interface RunResult extends Partial<Omit<RunSummary, 'status'>> {
 export const resultColumns = [
   'run_id', 'status', 'sweep', 'method', 'model', 'dataset', 'format', 'sparsity', 'width', 'seed', 'sampler', 'gamma',
   'epochs', 'test_accuracy', 'best_test_accuracy', 'train_accuracy', 'train_flops', 'dense_train_flops', 'active_params',
-  'total_params', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend',
+  'total_params', 'achieved_sparsity', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend',
 ] as const;
 
 let tmpCounter = 0;

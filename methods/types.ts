@@ -78,6 +78,32 @@ export interface Method<O extends Record<string, unknown> = Record<string, any>>
   afterStep?(ctx: StepContext, options: O): StepReport;
   /** Optional (lottery ticket): several training rounds in one run, see RoundHooks. */
   rounds?: RoundHooks<O>;
+  /**
+   * What the harness checks after every hook (harness/invariants.ts). Default: counts 'kept'
+   * unless the method starts dense ('pruning'), grownAtZero true.
+   */
+  invariants?: Partial<MethodInvariants>;
+}
+
+/**
+ * The invariants a method declares; the harness, not the method, checks them after
+ * initialisation, every update, every afterStep and every round, and fails the run (one line:
+ * method, hook, step, layer, counts) on a violation. Always checked: a hook's report says how
+ * many connections it grew and pruned, and those are exactly the connections that became active
+ * and inactive (so none was both grown and pruned in one update).
+ */
+export interface MethodInvariants {
+  /**
+   * 'kept' (dynamic sparse training, static): update, afterStep and round hooks leave the active
+   * count unchanged (scope global: the model's total; scope local: every layer's), and the model
+   * is at its target sparsity from initialisation on. 'pruning' (dense-to-sparse): no hook ever
+   * raises a layer's count, and the model reaches the target by the end of training. Either way
+   * `initialize` may only prune, and the achieved sparsity at the end equals the target within
+   * one connection per layer.
+   */
+  counts: 'kept' | 'pruning';
+  /** connections a hook activates start with weight and momentum exactly 0 (Top-KAST restores values: false) */
+  grownAtZero: boolean;
 }
 
 /**
