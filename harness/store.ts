@@ -6,7 +6,8 @@ import { asDiskFull, UserError } from './errors.js';
 import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
-import { runId, type RunSpec } from './spec.js';
+import { variantLabel } from '../methods/index.js';
+import { canonicalJson, runId, type RunSpec } from './spec.js';
 
 export type RunStatus = 'done' | 'diverged' | 'failed';
 
@@ -19,7 +20,7 @@ export interface RunResult extends Partial<Omit<RunSummary, 'status'>> {
 }
 
 export const resultColumns = [
-  'run_id', 'status', 'sweep', 'method', 'model', 'dataset', 'format', 'sparsity', 'width', 'seed', 'sampler', 'gamma',
+  'run_id', 'status', 'sweep', 'method', 'variant', 'method_options', 'model', 'dataset', 'format', 'sparsity', 'width', 'seed',
   'epochs', 'test_accuracy', 'best_test_accuracy', 'train_accuracy', 'train_flops', 'dense_train_flops', 'active_params',
   'total_params', 'achieved_sparsity', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend',
 ] as const;
@@ -62,11 +63,20 @@ export function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
 }
 
+/** A run folder's config.json: the run's spec, its variant label (methods/index.ts variantLabel), and provenance. */
+export interface RunConfigFile {
+  run_id: string;
+  spec: RunSpec;
+  variant: string;
+  provenance: Record<string, unknown>;
+  resumes?: unknown[];
+}
+
 /** What a run folder holds, as collect and status see it. */
 export interface RunFolderContents {
   id: string;
   dir: string;
-  config: { spec: RunSpec } | null;
+  config: RunConfigFile | null;
   result: RunResult | null;
   /** why the folder cannot be read: a config.json or result.json that is unreadable or not JSON, or a result without its config */
   problem: string | null;
@@ -98,7 +108,7 @@ export function readRunFolder(out: string, id: string): RunFolderContents {
     }
     return null;
   };
-  const config = read<{ spec: RunSpec }>('config.json');
+  const config = read<RunConfigFile>('config.json');
   const result = read<RunResult>('result.json');
   if (config && !config.spec) problems.push(`${path.join(dir, 'config.json')}: no "spec" in it`);
   if (result && !config && problems.length === 0) problems.push(`${path.join(dir, 'config.json')}: missing, but the run has a result.json`);
@@ -142,12 +152,13 @@ export class RunFolder {
     this.updates = (resumed?.updates ?? []).map((u) => JSON.stringify(u));
     writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), this.metrics.length ? this.metrics.join('\n') + '\n' : '');
     const configFile = path.join(this.dir, 'config.json');
-    const previous = resumed ? readJson<{ run_id: string; provenance: Record<string, unknown>; resumes?: unknown[] }>(configFile) : null;
+    const previous = resumed ? readJson<RunConfigFile>(configFile) : null;
+    const variant = variantLabel(this.spec.method);
     if (previous && previous.run_id === this.id) {
       const resume = { step: resumed!.step, epoch: resumed!.metrics.length, ...provenance };
-      writeJsonAtomic(configFile, { ...previous, spec: this.spec, resumes: [...(previous.resumes ?? []), resume] });
+      writeJsonAtomic(configFile, { ...previous, spec: this.spec, variant, resumes: [...(previous.resumes ?? []), resume] });
     } else {
-      writeJsonAtomic(configFile, { run_id: this.id, spec: this.spec, provenance });
+      writeJsonAtomic(configFile, { run_id: this.id, spec: this.spec, variant, provenance } satisfies RunConfigFile);
     }
   }
 
@@ -178,20 +189,22 @@ export class RunFolder {
 }
 
 /** The results.csv row of a finished run folder. */
-function resultRow(spec: RunSpec, r: RunResult): Record<string, unknown> {
-  const isGse = spec.method.name === 'gse';
+function resultRow(config: RunConfigFile, r: RunResult): Record<string, unknown> {
+  const { spec } = config;
+  const { name: _name, ...options } = spec.method;
   return {
     ...r,
     sweep: spec.name,
     method: spec.method.name,
+    // written at the run's start, so a folder of a plugin's run is collected without the plugin
+    variant: config.variant,
+    method_options: canonicalJson(options),
     model: spec.model.name,
     dataset: spec.dataset.name,
     format: spec.sparsity.format,
     sparsity: spec.sparsity.target,
     width: spec.model.width ?? 1,
     seed: spec.seed,
-    sampler: isGse ? spec.method.sampler : '',
-    gamma: isGse ? spec.method.gamma : '',
   };
 }
 
@@ -207,7 +220,7 @@ function writeResults(out: string): Collected {
   for (const id of runFolderNames(out)) {
     const f = readRunFolder(out, id);
     if (f.problem) unreadable.push(f.problem);
-    else if (f.config && f.result) rows.push(resultRow(f.config.spec, f.result));
+    else if (f.config && f.result) rows.push(resultRow(f.config, f.result));
   }
   const csv = stringify(rows, { header: true, columns: resultColumns as unknown as string[], cast: { number: (v) => (Number.isFinite(v) ? String(v) : '') } });
   writeFileAtomic(path.join(out, 'results.csv'), csv);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { variantLabel } from '../methods/index.js';
 import type { Sweep } from './config.js';
 import { UserError } from './errors.js';
 import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
@@ -54,8 +55,7 @@ export interface SweepOutcome {
 }
 
 function label(spec: RunSpec, id: string): string {
-  const extra = spec.method.sampler ? `(${spec.method.sampler})` : '';
-  return `${spec.method.name}${extra} s=${spec.sparsity.target} w=${spec.model.width ?? 1} seed=${spec.seed} [${id}]`;
+  return `${variantLabel(spec.method)} s=${spec.sparsity.target} w=${spec.model.width ?? 1} seed=${spec.seed} [${id}]`;
 }
 
 function epochsOf(spec: RunSpec): number {

@@ -27,6 +27,20 @@ export const methods: Record<string, Method> = {
   [topkast.name]: topkast,
 };
 
+/**
+ * A method reference's variant label: its name, plus every option that differs from its default
+ * in declaration order, "gse(sampler=grabo)", "synflow(biases=off)"; the bare name when all are
+ * defaults. results.csv and every report grouping key on it, so two option settings are never
+ * averaged together (only seeds are).
+ */
+export function variantLabel(ref: { name: string; [option: string]: unknown }): string {
+  const method = getMethod(ref.name);
+  const set = Object.entries(method.options)
+    .filter(([k, spec]) => ref[k] !== undefined && JSON.stringify(ref[k]) !== JSON.stringify(spec.default))
+    .map(([k]) => `${k}=${typeof ref[k] === 'string' ? ref[k] : JSON.stringify(ref[k])}`);
+  return set.length ? `${ref.name}(${set.join(',')})` : ref.name;
+}
+
 export function getMethod(name: string): Method {
   const m = Object.prototype.hasOwnProperty.call(methods, name) ? methods[name] : undefined;
   if (!m) throw new UserError(`unknown method "${name}" (known: ${Object.keys(methods).join(', ')})`);

@@ -5,6 +5,7 @@ import { checkpointSummary } from '../checkpoint.js';
 import { loadSweep } from '../config.js';
 import { UserError } from '../errors.js';
 import { readLock, staleReason } from '../lock.js';
+import { variantLabel } from '../../methods/index.js';
 import { runId, type RunSpec } from '../spec.js';
 import { readRunFolder, runFolderNames } from '../store.js';
 import { log, defineCommand } from './common.js';
@@ -15,6 +16,8 @@ export interface StatusRow {
   id: string;
   status: FolderStatus;
   spec: RunSpec | null;
+  /** the method's variant label (methods/index.ts variantLabel) */
+  variant: string;
   epochs: string;
   test_accuracy: string;
   note: string;
@@ -64,12 +67,13 @@ export function sweepStatus(out: string, grid: RunSpec[] | null, staleMs: number
     const acc = result?.test_accuracy;
     rows.push({
       id, status, spec, note,
+      variant: config?.variant ?? (spec ? variantLabel(spec.method) : '?'),
       epochs: `${result?.epochs ?? metricsCount(dir)}/${total}`,
       test_accuracy: typeof acc === 'number' && Number.isFinite(acc) ? acc.toFixed(4) : '',
     });
   }
   for (const [id, spec] of inGrid) {
-    if (!seen.has(id)) rows.push({ id, status: 'pending', spec, epochs: `0/${epochsOf(spec)}`, test_accuracy: '', note: 'not started' });
+    if (!seen.has(id)) rows.push({ id, status: 'pending', spec, variant: variantLabel(spec.method), epochs: `0/${epochsOf(spec)}`, test_accuracy: '', note: 'not started' });
   }
   return rows;
 }
@@ -84,8 +88,7 @@ export function statusText(out: string, rows: StatusRow[], gridNote: string): st
   const sorted = [...rows].sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status) || a.id.localeCompare(b.id));
   for (const r of sorted) {
     const s = r.spec;
-    const method = s ? `${s.method.name}${s.method.sampler ? `(${s.method.sampler})` : ''}` : '?';
-    table.push([r.id, r.status, method, s ? String(s.sparsity.target) : '', s ? String(s.model.width ?? 1) : '', s ? String(s.seed) : '', r.epochs, r.test_accuracy, r.note]);
+    table.push([r.id, r.status, r.variant, s ? String(s.sparsity.target) : '', s ? String(s.model.width ?? 1) : '', s ? String(s.seed) : '', r.epochs, r.test_accuracy, r.note]);
   }
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   lines.push('');
