@@ -91,9 +91,12 @@ export function configSchema(): Record<string, unknown> {
 }
 
 let validator: { names: string; check: ReturnType<InstanceType<typeof Ajv>['compile']> } | null = null;
-/** Validates against the schema of the registries as they are now (a plugin may register later). */
+/** Validates against the schema of the registries as they are now (a plugin may register later, or add an option). */
 function validate(config: unknown): ErrorObject[] {
-  const names = JSON.stringify(Object.values(registries).map((r) => Object.keys(r)));
+  const names = JSON.stringify([
+    Object.values(registries).map((r) => Object.entries(r).map(([n, e]) => [n, e.options])),
+    Object.values(groups),
+  ]);
   if (validator?.names !== names) validator = { names, check: new Ajv({ allErrors: true, strict: false }).compile(configSchema()) };
   return validator.check(config) ? [] : (validator.check.errors ?? []);
 }

@@ -7,7 +7,7 @@ import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
 import { variantLabel } from '../methods/index.js';
-import { canonicalJson, runId, type RunSpec } from './spec.js';
+import { canonicalJson, runId, SPEC_VERSION, type RunSpec } from './spec.js';
 
 export type RunStatus = 'done' | 'diverged' | 'failed';
 
@@ -66,6 +66,8 @@ export function readJson<T>(file: string): T | null {
 /** A run folder's config.json: the run's spec, its variant label (methods/index.ts variantLabel), and provenance. */
 export interface RunConfigFile {
   run_id: string;
+  /** what the run id hashes (harness/spec.ts SPEC_VERSION); absent in folders of version 1 */
+  spec_version?: number;
   spec: RunSpec;
   variant: string;
   provenance: Record<string, unknown>;
@@ -158,7 +160,7 @@ export class RunFolder {
       const resume = { step: resumed!.step, epoch: resumed!.metrics.length, ...provenance };
       writeJsonAtomic(configFile, { ...previous, spec: this.spec, variant, resumes: [...(previous.resumes ?? []), resume] });
     } else {
-      writeJsonAtomic(configFile, { run_id: this.id, spec: this.spec, variant, provenance } satisfies RunConfigFile);
+      writeJsonAtomic(configFile, { run_id: this.id, spec_version: SPEC_VERSION, spec: this.spec, variant, provenance } satisfies RunConfigFile);
     }
   }
 
@@ -214,7 +216,23 @@ export interface Collected {
   unreadable: string[];
 }
 
+/**
+ * Refuses, in one line that says what to do, a sweep folder holding run folders of another run-id
+ * version: their ids would not match this version's, so a sweep would train those cells again
+ * and results.csv would mix both.
+ */
+export function checkSpecVersion(out: string): void {
+  for (const id of runFolderNames(out)) {
+    const c = readJson<RunConfigFile>(path.join(out, id, 'config.json'));
+    const version = c ? c.spec_version ?? 1 : SPEC_VERSION;
+    if (version !== SPEC_VERSION) {
+      throw new UserError(`${out}: run folder ${id} is of run-id version ${version}, this sparsebench writes version ${SPEC_VERSION} (ids hash only non-default values now); move the old run folders out of ${out}, or use another --out, and run again`);
+    }
+  }
+}
+
 function writeResults(out: string): Collected {
+  checkSpecVersion(out);
   const rows: Record<string, unknown>[] = [];
   const unreadable: string[] = [];
   for (const id of runFolderNames(out)) {

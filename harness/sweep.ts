@@ -11,7 +11,7 @@ import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
-import { collectResults, RunFolder } from './store.js';
+import { checkSpecVersion, collectResults, RunFolder } from './store.js';
 import { isFinished, limitKernelThreads, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
 
 export interface SweepOptions {
@@ -87,6 +87,7 @@ const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
  */
 export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutcome> {
   const startedAt = new Date().toISOString();
+  checkSpecVersion(o.out);
   const specs = shardSpecs(sweep.specs, o.shard ?? null);
   const retry = { retryFailed: o.retryFailed ?? false, startedAt };
   const results = specs.map((spec) => new RunFolder(o.out, spec).result());

@@ -76,6 +76,11 @@ export interface Method<O extends Record<string, unknown> = Record<string, any>>
    * layer's probe, and this runs after that step's SGD update, before the probe is cleared.
    */
   afterStep?(ctx: StepContext, options: O): StepReport;
+  /**
+   * Set by the harness for a plugin loaded from a file (harness/plugins.ts): the hash of its
+   * source, part of every run id of the method, so editing the plugin re-runs its cells.
+   */
+  source?: string;
   /** Optional (lottery ticket): several training rounds in one run, see RoundHooks. */
   rounds?: RoundHooks<O>;
   /**
