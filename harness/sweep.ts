@@ -148,7 +148,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
 
   const options: Omit<WorkOptions, 'stop' | 'emit'> = {
-    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait,
+    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait, plugins: sweep.plugins,
     lock: o.lock ?? defaultLockOptions, checkpointSeconds: o.checkpointSeconds,
   };
   const add = (counts: Record<RunOutcome, number>) => {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { momentumOf } from '../methods/dst.js';
 import { getMethod } from '../methods/index.js';
 import type { MethodState, ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
 import { getModel } from '../models/index.js';
@@ -413,7 +414,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
       if (method.updates && method.updatesAt(ctx, spec.method)) {
         const before = activeBefore(model.layers);
         const t0 = performance.now();
-        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe };
+        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe, momentum: (l, c) => momentumOf(model.layers[l], c) };
         const report = method.update(uctx, spec.method);
         model.layers.forEach((l) => l.clearProbe());
         trainable = model.params().map((p) => p.value);

@@ -12,8 +12,8 @@ import { lottery } from './lottery.js';
 import { topkast } from './topkast.js';
 import type { Method } from './types.js';
 
-/** The registry: the only list of methods. */
-export const methods: Record<string, Method> = {
+/** The built-in methods. */
+export const builtinMethods: Readonly<Record<string, Method>> = Object.freeze({
   [dense.name]: dense,
   [staticSparse.name]: staticSparse,
   [set.name]: set,
@@ -25,7 +25,10 @@ export const methods: Record<string, Method> = {
   [synflow.name]: synflow,
   [lottery.name]: lottery,
   [topkast.name]: topkast,
-};
+});
+
+/** The registry: the only list of methods, the built-in ones and the plugins loaded (harness/plugins.ts). */
+export const methods: Record<string, Method> = { ...builtinMethods };
 
 /**
  * A method reference's variant label: its name, plus every option that differs from its default

@@ -1,6 +1,6 @@
 import type { Rng } from '../harness/rng.js';
 import type { OptionSpecs } from '../harness/options.js';
-import type { SparseLayer, SparseWeight } from '../models/sparse/types.js';
+import type { Connections, SparseLayer, SparseWeight } from '../models/sparse/types.js';
 
 /** The shared prune-grow schedule group of a run (config field "update"). */
 export interface UpdateSchedule {
@@ -30,6 +30,11 @@ export interface UpdateContext extends ScheduleContext {
   sparsity: number;
   /** one forward/backward pass over a fresh update batch that records every layer's probe */
   probe(): void;
+  /**
+   * The SGD momentum of the given connections of layer `layer` (index into `layers`), 0 for an
+   * inactive one: O(active + |c| log active) (Sparse Momentum, MEST-style scores)
+   */
+  momentum(layer: number, c: Connections): Float32Array;
   /** per-run state of the method, kept in checkpoints (see MethodState); the harness always passes it */
   state?: MethodState;
 }

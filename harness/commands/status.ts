@@ -2,13 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { checkpointSummary } from '../checkpoint.js';
-import { loadSweep } from '../config.js';
+import { loadSweepWithPlugins } from '../plugins.js';
 import { UserError } from '../errors.js';
 import { readLock, staleReason } from '../lock.js';
 import { variantLabel } from '../../methods/index.js';
 import { runId, type RunSpec } from '../spec.js';
 import { readRunFolder, runFolderNames } from '../store.js';
-import { log, defineCommand } from './common.js';
+import { log, defineCommand, pluginOption } from './common.js';
 
 export type FolderStatus = 'done' | 'running' | 'failed' | 'diverged' | 'pending' | 'unreadable';
 
@@ -107,6 +107,7 @@ function builder(y: Argv) {
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'overrides, as given to run' })
     .option('smoke', { type: 'boolean', default: false, describe: 'the config was run with --smoke (default: when every run folder is a smoke run)' })
     .option('lock-timeout', { type: 'number', default: 300, describe: 'seconds without heartbeat after which a lock counts as stale' })
+    .options(pluginOption)
     .example('$0 status runs/quickstart', 'counts and a table of the run folders')
     .example('$0 status runs/quickstart --config configs/quickstart.json', 'also the grid runs not started yet');
 }
@@ -115,16 +116,16 @@ export const statusCommand = defineCommand({
   command: 'status <out>',
   describe: 'done / running / failed / diverged / pending runs of a sweep folder',
   builder,
-  handler: (a) => {
+  handler: async (a) => {
     if (!existsSync(a.out)) {
       // a folder that is not there is a typo far more often than a sweep not started yet
-      const writes = a.config ? `; ${a.config} writes to ${path.join('runs', loadSweep(a.config, { sets: a.set }).name)} unless run with --out` : '';
+      const writes = a.config ? `; ${a.config} writes to ${path.join('runs', (await loadSweepWithPlugins(a.config, { sets: a.set, plugin: a.plugin })).name)} unless run with --out` : '';
       throw new UserError(`${a.out}: no such folder${writes}`);
     }
     // a smoke sweep's folder: its runs have smoke ids, so the grid must be expanded with --smoke
     const specs = folderSpecs(a.out);
     const smoke = a.smoke || (specs.some((s) => s.smoke) && !specs.some((s) => !s.smoke));
-    const grid = a.config ? loadSweep(a.config, { sets: a.set, smoke }).specs : null;
+    const grid = a.config ? (await loadSweepWithPlugins(a.config, { sets: a.set, smoke, plugin: a.plugin })).specs : null;
     const rows = sweepStatus(a.out, grid, a['lock-timeout'] * 1000);
     log(statusText(a.out, rows, grid ? ` (${grid.length} in ${a.config})` : ' (folders; pass --config to count runs not started)'));
     const unreadable = rows.filter((r) => r.status === 'unreadable');
