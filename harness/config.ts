@@ -73,6 +73,7 @@ export function configSchema(): Record<string, unknown> {
       $schema: { type: 'string' },
       name: { type: 'string', pattern: '^[A-Za-z0-9._-]+$', description: 'sweep name (default: the file name); default output runs/<name>' },
       description: { type: 'string' },
+      plugins: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'method plugin files (ES modules whose default export is a method), relative to this config file' },
       seed: { type: 'integer', minimum: 0, default: 0, description: 'run seed: every random choice flows from it' },
       dataset: namedSchema('dataset', registries.dataset),
       model: namedSchema('model', registries.model),
@@ -91,9 +92,12 @@ export function configSchema(): Record<string, unknown> {
 }
 
 let validator: { names: string; check: ReturnType<InstanceType<typeof Ajv>['compile']> } | null = null;
-/** Validates against the schema of the registries as they are now (a plugin may register later). */
+/** Validates against the schema of the registries as they are now (a plugin may register later, or add an option). */
 function validate(config: unknown): ErrorObject[] {
-  const names = JSON.stringify(Object.values(registries).map((r) => Object.keys(r)));
+  const names = JSON.stringify([
+    Object.values(registries).map((r) => Object.entries(r).map(([n, e]) => [n, e.options])),
+    Object.values(groups),
+  ]);
   if (validator?.names !== names) validator = { names, check: new Ajv({ allErrors: true, strict: false }).compile(configSchema()) };
   return validator.check(config) ? [] : (validator.check.errors ?? []);
 }
@@ -224,6 +228,8 @@ export interface Sweep {
   name: string;
   file: string;
   specs: RunSpec[];
+  /** the plugin files (absolute) its methods may come from: workers load them too (harness/plugins.ts) */
+  plugins: string[];
 }
 
 export function readConfigFile(file: string): Record<string, any> {
@@ -244,13 +250,14 @@ export function readConfigFile(file: string): Record<string, any> {
 }
 
 /** Reads, overrides, validates and expands a config into its runs (deduplicated by run id). */
-export function loadSweep(file: string, opts: { sets?: string[]; smoke?: boolean } = {}): Sweep {
+export function loadSweep(file: string, opts: { sets?: string[]; smoke?: boolean; plugins?: string[] } = {}): Sweep {
   const config = readConfigFile(file);
   applySets(config, opts.sets ?? []);
-  return sweepFromConfig(config, file, opts.smoke ?? false);
+  return sweepFromConfig(config, file, opts.smoke ?? false, opts.plugins);
 }
 
-export function sweepFromConfig(config: Record<string, any>, file: string, smoke: boolean): Sweep {
+/** `plugins`: the plugin files already loaded for this config (harness/plugins.ts). */
+export function sweepFromConfig(config: Record<string, any>, file: string, smoke: boolean, plugins: string[] = []): Sweep {
   checkNames(config, file);
   const errors = validate(config);
   if (errors.length) throw new UserError(`${file}: ${describeError(errors, config)}`);
@@ -264,7 +271,7 @@ export function sweepFromConfig(config: Record<string, any>, file: string, smoke
     checkFormat(spec, file);
     specs.set(runId(spec), spec);
   }
-  return { name, file, specs: [...specs.values()] };
+  return { name, file, specs: [...specs.values()], plugins };
 }
 
 /**

@@ -23,7 +23,7 @@
  * It is meant to be within a factor 1.5 of the measured peak RSS (test/memory.test.ts checks it).
  */
 import os from 'node:os';
-import { getMethod } from '../methods/index.js';
+import { getMethod, variantLabel } from '../methods/index.js';
 import { getModel } from '../models/index.js';
 import type { LayerShape } from '../models/sparse/types.js';
 import { datasets, featureSize, resolveOptions } from './data/index.js';
@@ -139,6 +139,5 @@ export function checkSweepMemory(specs: RunSpec[], limit: MemoryLimit, file: str
 
 /** "rigl masked s=0.98 w=100 seed=0 [id]": a run as a message names it. */
 export function runLabel(s: RunSpec): string {
-  const sampler = s.method.sampler ? `(${s.method.sampler})` : '';
-  return `${s.method.name}${sampler} ${s.sparsity.format} s=${s.sparsity.target} w=${s.model.width ?? 1} seed=${s.seed} [${runId(s)}]`;
+  return `${variantLabel(s.method)} ${s.sparsity.format} s=${s.sparsity.target} w=${s.model.width ?? 1} seed=${s.seed} [${runId(s)}]`;
 }

@@ -14,6 +14,7 @@ import { assignActiveCounts } from '../models/sparse/init.js';
 import type { LayerState } from '../models/sparse/types.js';
 import { featureSize, gather, samplesPerClass, type Dataset, type Split } from './data/index.js';
 import type { Rng } from './rng.js';
+import { activeBefore, checkHook, invariantsOf } from './invariants.js';
 import type { RunSpec } from './spec.js';
 import { crossEntropy, type EpochMetrics, type RunControl, type RunEvents, type RunSummary, type TrainState, type UpdateRecord } from './train.js';
 
@@ -245,7 +246,8 @@ const tag = <T extends object>(x: T, round: number): T & { round: number } => ({
  */
 export async function trainRounds(trainPrepared: TrainPrepared, spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split,
   started: number, events: RunEvents, control: RunControl): Promise<RunSummary> {
-  const hooks = getMethod(spec.method.name).rounds!;
+  const method = getMethod(spec.method.name);
+  const hooks = method.rounds!;
   const outer = control.resume ?? null;
   const rs: RoundsState = outer?.rounds ?? { round: 0, rewind: null, results: [] };
   const state: MethodState = outer?.methodState ?? {};
@@ -295,7 +297,9 @@ export async function trainRounds(trainPrepared: TrainPrepared, spec: RunSpec, d
     if (summary.status !== 'done') return { ...summary, rounds: rs.results };
     const t0 = performance.now();
     const ctx: RoundContext = { layers: model.layers, round, sparsity: spec.sparsity.target, schedule: spec.update, targetCounts: targetCounts(spec, data), state };
+    const before = activeBefore(model.layers);
     const report = hooks.next(ctx, spec.method);
+    checkHook({ method: spec.method.name, hook: 'round', step: summary.steps }, invariantsOf(method, spec.method), spec.update?.scope ?? 'global', model.layers, before, report ?? undefined);
     if (!report) return { ...summary, rounds: rs.results };
     if (!rs.rewind) throw new Error(`rounds: no state was stored at rewindStep ${rewindStep} (a round has ${summary.steps} steps)`);
     const record = hookRecord(model, summary.steps, report, performance.now() - t0, round);

@@ -10,7 +10,7 @@ export interface OptionSpec {
   maximum?: number;
   exclusiveMinimum?: number;
   exclusiveMaximum?: number;
-  enum?: string[];
+  enum?: readonly string[];
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { getMethod } from '../methods/index.js';
+import { getModel } from '../models/index.js';
+import { datasets } from './data/index.js';
 import type { OptionSpecs } from './options.js';
 import type { UpdateSchedule } from '../methods/types.js';
 import type { SparseFormat } from '../models/sparse/types.js';
@@ -83,8 +86,44 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** The run id: a hash of everything that defines the run (the sweep name does not). */
+/**
+ * The version of what a run id hashes. Bump it when a default changes (the same config would then
+ * define another run, so it must get another id); adding an option with a default needs no bump.
+ * Version 1 hashed the whole resolved spec; version 2 hashes only the values that differ from
+ * their defaults (as OpenLTH does), so adding an option leaves every existing id unchanged.
+ */
+export const SPEC_VERSION = 2;
+
+/** The entries of `values` that differ from their declared defaults (undeclared ones are kept). */
+function nonDefault(specs: OptionSpecs, values: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (!Object.prototype.hasOwnProperty.call(specs, k) || canonicalJson(v) !== canonicalJson(specs[k].default)) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * What a run id hashes: the spec version, the seed, the names of dataset, model and method with
+ * their non-default options, the non-default values of the option groups, smoke when set, and a
+ * plugin method's source hash (editing a plugin re-runs its cells). The sweep name is not part of it.
+ */
+export function runIdentity(spec: RunSpec): Record<string, unknown> {
+  const method = getMethod(spec.method.name);
+  return {
+    version: SPEC_VERSION,
+    seed: spec.seed,
+    dataset: { name: spec.dataset.name, ...nonDefault(datasets[spec.dataset.name].options as OptionSpecs, spec.dataset) },
+    model: { name: spec.model.name, ...nonDefault(getModel(spec.model.name).options, spec.model) },
+    method: { name: spec.method.name, ...nonDefault(method.options, spec.method), ...(method.source ? { source: method.source } : {}) },
+    sparsity: nonDefault(sparsityOptions, spec.sparsity),
+    ...(spec.update ? { update: nonDefault(updateOptions, spec.update) } : {}),
+    training: nonDefault(trainingOptions, spec.training),
+    ...(spec.smoke ? { smoke: true } : {}),
+  };
+}
+
+/** The run id: a hash of the run's identity (runIdentity). */
 export function runId(spec: RunSpec): string {
-  const { name: _sweep, ...identity } = spec;
-  return createHash('sha256').update(canonicalJson(identity)).digest('hex').slice(0, 12);
+  return createHash('sha256').update(canonicalJson(runIdentity(spec))).digest('hex').slice(0, 12);
 }

@@ -6,7 +6,8 @@ import { asDiskFull, UserError } from './errors.js';
 import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
-import { runId, type RunSpec } from './spec.js';
+import { variantLabel } from '../methods/index.js';
+import { canonicalJson, runId, SPEC_VERSION, type RunSpec } from './spec.js';
 
 export type RunStatus = 'done' | 'diverged' | 'failed';
 
@@ -19,9 +20,9 @@ export interface RunResult extends Partial<Omit<RunSummary, 'status'>> {
 }
 
 export const resultColumns = [
-  'run_id', 'status', 'sweep', 'method', 'model', 'dataset', 'format', 'sparsity', 'width', 'seed', 'sampler', 'gamma',
+  'run_id', 'status', 'sweep', 'method', 'variant', 'method_options', 'model', 'dataset', 'format', 'sparsity', 'width', 'seed',
   'epochs', 'test_accuracy', 'best_test_accuracy', 'train_accuracy', 'train_flops', 'dense_train_flops', 'active_params',
-  'total_params', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend',
+  'total_params', 'achieved_sparsity', 'param_bytes', 'peak_rss_mb', 'wall_s', 'step_ms', 'update_ms', 'backend',
 ] as const;
 
 let tmpCounter = 0;
@@ -62,11 +63,22 @@ export function readJson<T>(file: string): T | null {
   try { return JSON.parse(readFileSync(file, 'utf8')) as T; } catch { return null; }
 }
 
+/** A run folder's config.json: the run's spec, its variant label (methods/index.ts variantLabel), and provenance. */
+export interface RunConfigFile {
+  run_id: string;
+  /** what the run id hashes (harness/spec.ts SPEC_VERSION); absent in folders of version 1 */
+  spec_version?: number;
+  spec: RunSpec;
+  variant: string;
+  provenance: Record<string, unknown>;
+  resumes?: unknown[];
+}
+
 /** What a run folder holds, as collect and status see it. */
 export interface RunFolderContents {
   id: string;
   dir: string;
-  config: { spec: RunSpec } | null;
+  config: RunConfigFile | null;
   result: RunResult | null;
   /** why the folder cannot be read: a config.json or result.json that is unreadable or not JSON, or a result without its config */
   problem: string | null;
@@ -98,7 +110,7 @@ export function readRunFolder(out: string, id: string): RunFolderContents {
     }
     return null;
   };
-  const config = read<{ spec: RunSpec }>('config.json');
+  const config = read<RunConfigFile>('config.json');
   const result = read<RunResult>('result.json');
   if (config && !config.spec) problems.push(`${path.join(dir, 'config.json')}: no "spec" in it`);
   if (result && !config && problems.length === 0) problems.push(`${path.join(dir, 'config.json')}: missing, but the run has a result.json`);
@@ -142,12 +154,13 @@ export class RunFolder {
     this.updates = (resumed?.updates ?? []).map((u) => JSON.stringify(u));
     writeFileAtomic(path.join(this.dir, 'metrics.jsonl'), this.metrics.length ? this.metrics.join('\n') + '\n' : '');
     const configFile = path.join(this.dir, 'config.json');
-    const previous = resumed ? readJson<{ run_id: string; provenance: Record<string, unknown>; resumes?: unknown[] }>(configFile) : null;
+    const previous = resumed ? readJson<RunConfigFile>(configFile) : null;
+    const variant = variantLabel(this.spec.method);
     if (previous && previous.run_id === this.id) {
       const resume = { step: resumed!.step, epoch: resumed!.metrics.length, ...provenance };
-      writeJsonAtomic(configFile, { ...previous, spec: this.spec, resumes: [...(previous.resumes ?? []), resume] });
+      writeJsonAtomic(configFile, { ...previous, spec: this.spec, variant, resumes: [...(previous.resumes ?? []), resume] });
     } else {
-      writeJsonAtomic(configFile, { run_id: this.id, spec: this.spec, provenance });
+      writeJsonAtomic(configFile, { run_id: this.id, spec_version: SPEC_VERSION, spec: this.spec, variant, provenance } satisfies RunConfigFile);
     }
   }
 
@@ -178,20 +191,22 @@ export class RunFolder {
 }
 
 /** The results.csv row of a finished run folder. */
-function resultRow(spec: RunSpec, r: RunResult): Record<string, unknown> {
-  const isGse = spec.method.name === 'gse';
+function resultRow(config: RunConfigFile, r: RunResult): Record<string, unknown> {
+  const { spec } = config;
+  const { name: _name, ...options } = spec.method;
   return {
     ...r,
     sweep: spec.name,
     method: spec.method.name,
+    // written at the run's start, so a folder of a plugin's run is collected without the plugin
+    variant: config.variant,
+    method_options: canonicalJson(options),
     model: spec.model.name,
     dataset: spec.dataset.name,
     format: spec.sparsity.format,
     sparsity: spec.sparsity.target,
     width: spec.model.width ?? 1,
     seed: spec.seed,
-    sampler: isGse ? spec.method.sampler : '',
-    gamma: isGse ? spec.method.gamma : '',
   };
 }
 
@@ -201,13 +216,29 @@ export interface Collected {
   unreadable: string[];
 }
 
+/**
+ * Refuses, in one line that says what to do, a sweep folder holding run folders of another run-id
+ * version: their ids would not match this version's, so a sweep would train those cells again
+ * and results.csv would mix both.
+ */
+export function checkSpecVersion(out: string): void {
+  for (const id of runFolderNames(out)) {
+    const c = readJson<RunConfigFile>(path.join(out, id, 'config.json'));
+    const version = c ? c.spec_version ?? 1 : SPEC_VERSION;
+    if (version !== SPEC_VERSION) {
+      throw new UserError(`${out}: run folder ${id} is of run-id version ${version}, this sparsebench writes version ${SPEC_VERSION} (ids hash only non-default values now); move the old run folders out of ${out}, or use another --out, and run again`);
+    }
+  }
+}
+
 function writeResults(out: string): Collected {
+  checkSpecVersion(out);
   const rows: Record<string, unknown>[] = [];
   const unreadable: string[] = [];
   for (const id of runFolderNames(out)) {
     const f = readRunFolder(out, id);
     if (f.problem) unreadable.push(f.problem);
-    else if (f.config && f.result) rows.push(resultRow(f.config.spec, f.result));
+    else if (f.config && f.result) rows.push(resultRow(f.config, f.result));
   }
   const csv = stringify(rows, { header: true, columns: resultColumns as unknown as string[], cast: { number: (v) => (Number.isFinite(v) ? String(v) : '') } });
   writeFileAtomic(path.join(out, 'results.csv'), csv);

@@ -4,13 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { variantLabel } from '../methods/index.js';
 import type { Sweep } from './config.js';
 import { UserError } from './errors.js';
 import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';
 import { runId, type RunSpec } from './spec.js';
-import { collectResults, RunFolder } from './store.js';
+import { checkSpecVersion, collectResults, RunFolder } from './store.js';
 import { isFinished, limitKernelThreads, workLoop, type FromWorker, type RunOutcome, type ToWorker, type WorkOptions } from './worker.js';
 
 export interface SweepOptions {
@@ -54,8 +55,7 @@ export interface SweepOutcome {
 }
 
 function label(spec: RunSpec, id: string): string {
-  const extra = spec.method.sampler ? `(${spec.method.sampler})` : '';
-  return `${spec.method.name}${extra} s=${spec.sparsity.target} w=${spec.model.width ?? 1} seed=${spec.seed} [${id}]`;
+  return `${variantLabel(spec.method)} s=${spec.sparsity.target} w=${spec.model.width ?? 1} seed=${spec.seed} [${id}]`;
 }
 
 function epochsOf(spec: RunSpec): number {
@@ -87,6 +87,7 @@ const workerModule = fileURLToPath(new URL('./worker.js', import.meta.url));
  */
 export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutcome> {
   const startedAt = new Date().toISOString();
+  checkSpecVersion(o.out);
   const specs = shardSpecs(sweep.specs, o.shard ?? null);
   const retry = { retryFailed: o.retryFailed ?? false, startedAt };
   const results = specs.map((spec) => new RunFolder(o.out, spec).result());
@@ -147,7 +148,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
 
   const options: Omit<WorkOptions, 'stop' | 'emit'> = {
-    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait,
+    out: o.out, backend: o.backend, dataDir: o.dataDir, ...retry, wait: o.wait, plugins: sweep.plugins,
     lock: o.lock ?? defaultLockOptions, checkpointSeconds: o.checkpointSeconds,
   };
   const add = (counts: Record<RunOutcome, number>) => {

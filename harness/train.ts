@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { momentumOf } from '../methods/dst.js';
 import { getMethod } from '../methods/index.js';
 import type { MethodState, ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
 import { getModel } from '../models/index.js';
@@ -10,7 +11,8 @@ import { median, peakRssMb, stepFlops } from './meters.js';
 import { Rng } from './rng.js';
 import { learningRate, sgdStep, type SgdOptions } from './sgd.js';
 import type { RunSpec } from './spec.js';
-import { hookRecord, runInitialize, stepHooks, trainRounds, type RoundResult, type RoundsState } from './method-hooks.js';
+import { activeBefore, checkHook, checkTarget, invariantsOf, type Hook } from './invariants.js';
+import { hookRecord, runInitialize, stepHooks, targetCounts, trainRounds, type RoundResult, type RoundsState } from './method-hooks.js';
 
 export interface EpochMetrics {
   epoch: number;
@@ -56,6 +58,8 @@ export interface RunSummary {
   dense_train_flops: number;
   active_params: number;
   total_params: number;
+  /** 1 - active_params / total_params, measured from the layers at the end (not the config's target) */
+  achieved_sparsity: number;
   param_bytes: number;
   peak_rss_mb: number;
   wall_s: number;
@@ -220,11 +224,20 @@ export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events:
   const started = performance.now();
   const { data, model, train, test } = prepareRun(spec, env);
   try {
-    if (getMethod(spec.method.name).rounds) return await trainRounds(trainPrepared, spec, data, model, train, test, started, events, control);
-    return await trainPrepared(spec, data, model, train, test, started, events, control);
+    const summary = getMethod(spec.method.name).rounds
+      ? await trainRounds(trainPrepared, spec, data, model, train, test, started, events, control)
+      : await trainPrepared(spec, data, model, train, test, started, events, control);
+    // a diverged run stopped early: its sparsity is a result, not a broken promise
+    if (summary.status === 'done') checkTarget({ method: spec.method.name, hook: 'end of training', step: summary.steps }, model.layers, runTargets(spec, data));
+    return summary;
   } finally {
     model.dispose();
   }
+}
+
+/** What the achieved sparsity must equal: the per-layer counts at the target, or null (every connection) for a method without sparsity. */
+function runTargets(spec: RunSpec, data: Dataset): number[] | null {
+  return getMethod(spec.method.name).sparse ? targetCounts(spec, data) : null;
 }
 
 /** The params and buffers of a model that its sparse layers do not own. */
@@ -315,14 +328,22 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
   // optional method hooks (methods/types.ts, harness/method-hooks.ts): per-run state, one-time initialisation, after-step
   const methodState: MethodState = resume?.methodState ?? control.methodState ?? {};
   const hooks = stepHooks(method, spec, model, methodState);
+  // the invariants the harness checks after every hook (harness/invariants.ts)
+  const invariants = invariantsOf(method, spec.method);
+  const scope = schedule?.scope ?? 'global';
+  const at = (hook: Hook, s: number) => ({ method: spec.method.name, hook, step: s });
   if (!resume && method.initialize) {
+    const before = activeBefore(model.layers);
     const record = runInitialize(method, spec, model, data, train, schedule, methodRng, probeRng, methodState);
+    checkHook(at('initialize', 0), invariants, scope, model.layers, before, record);
     trainable = model.params().map((p) => p.value);
     trainFlops += record.flops;
     updateTimes.push(record.ms);
     updates.push(record);
     events.onUpdate?.(record);
   }
+  // a method that keeps its count is at its target from the start
+  if (!resume && invariants.counts === 'kept') checkTarget(at('initialize', 0), model.layers, runTargets(spec, data));
 
   const probe = () => {
     const idx = samplesPerClass(train, data.classes, schedule!.samplesPerClass, probeRng);
@@ -391,12 +412,14 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
       if (control.rewindAt && step === control.rewindAt.step) control.rewindAt.take(snapshot(epoch - 1, { batch: b, orderRng, lossSum, correct, seen, lr }));
       const ctx: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
       if (method.updates && method.updatesAt(ctx, spec.method)) {
+        const before = activeBefore(model.layers);
         const t0 = performance.now();
-        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe };
+        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe, momentum: (l, c) => momentumOf(model.layers[l], c) };
         const report = method.update(uctx, spec.method);
         model.layers.forEach((l) => l.clearProbe());
         trainable = model.params().map((p) => p.value);
         const ms = performance.now() - t0;
+        checkHook(at('update', step), invariants, scope, model.layers, before, report);
         updateTimes.push(ms);
         trainFlops += report.flops;
         const density: Record<string, number> = {};
@@ -405,6 +428,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
         updates.push(record);
         events.onUpdate?.(record);
       }
+      const beforeStep = method.afterStep ? activeBefore(model.layers) : null;
       const t0 = performance.now();
       const batch = gather(train, fs, idx);
       if (data.augment) data.augment(batch.x, idx.length, dataRng);
@@ -420,6 +444,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
         events.onUpdate?.(record);
       }
       stepTimes.push(performance.now() - t0);
+      if (beforeStep) checkHook(at('afterStep', step), invariants, scope, model.layers, beforeStep, hooked?.update);
       trainFlops += stepFlops(model.layers, idx.length);
       denseFlops += stepFlops(model.layers, idx.length, true);
       step++;
@@ -473,6 +498,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
     dense_train_flops: denseFlops,
     active_params: model.layers.reduce((s, l) => s + l.activeCount(), 0),
     total_params: model.layers.reduce((s, l) => s + l.rows * l.cols, 0),
+    achieved_sparsity: 1 - model.layers.reduce((s, l) => s + l.activeCount(), 0) / model.layers.reduce((s, l) => s + l.rows * l.cols, 0),
     param_bytes: model.layers.reduce((s, l) => s + l.paramBytes(), 0),
     peak_rss_mb: peakRssMb(),
     wall_s: (performance.now() - started) / 1000,

@@ -23,6 +23,8 @@ export interface WorkOptions {
   checkpointSeconds?: number;
   /** runs locked by live workers elsewhere: wait until they are finished (or their lock goes stale) instead of leaving them */
   wait?: boolean;
+  /** plugin files a worker process loads before it trains (harness/plugins.ts) */
+  plugins?: string[];
   /** polled often: true asks the worker to checkpoint its run and return */
   stop: () => boolean;
   emit: (e: WorkerEvent) => void;
@@ -225,6 +227,8 @@ async function childMain(): Promise<void> {
       else if (m.type === 'stop') stopping = true;
     });
   });
+  const { loadPlugins } = await import('./plugins.js');
+  await loadPlugins(init.options.plugins ?? []);
   const { selectBackend } = await import('./backend.js');
   await selectBackend(init.options.backend as 'cpu');
   limitKernelThreads();

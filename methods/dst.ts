@@ -32,7 +32,7 @@
  */
 import { fromSortedKeys } from '../models/sparse/init.js';
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
-import type { ScheduleContext, UpdateContext, UpdateReport } from './types.js';
+import type { ScheduleContext, StatefulWeight, UpdateContext, UpdateReport } from './types.js';
 
 /** Candidate connections of one layer, each with a value (a score to grow or a magnitude to prune). */
 export interface Pool {
@@ -102,6 +102,32 @@ export function sortConnections(c: Connections, cols: number): Connections {
   const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) keys[i] = key(c.row[i], c.col[i], cols);
   return fromSortedKeys(keys.sort(), cols);
+}
+
+/**
+ * The SGD momentum of the given connections of a layer (0 for an inactive one), read from its
+ * saved state: O(active + |c| log active). What UpdateContext.momentum answers, and what the
+ * harness reads to check that grown connections start with momentum 0.
+ */
+export function momentumOf(layer: StatefulWeight, c: Connections): Float32Array {
+  const st = layer.saveState();
+  const cols = layer.cols;
+  const n = st.connections.row.length;
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = key(st.connections.row[i], st.connections.col[i], cols);
+  const out = new Float32Array(c.row.length);
+  for (let j = 0; j < out.length; j++) {
+    const want = key(c.row[j], c.col[j], cols);
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (keys[mid] < want) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < n && keys[lo] === want) out[j] = st.velocity[lo];
+  }
+  return out;
 }
 
 export const emptyConnections = (): Connections => ({ row: new Int32Array(0), col: new Int32Array(0) });

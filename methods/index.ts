@@ -12,8 +12,8 @@ import { lottery } from './lottery.js';
 import { topkast } from './topkast.js';
 import type { Method } from './types.js';
 
-/** The registry: the only list of methods. */
-export const methods: Record<string, Method> = {
+/** The built-in methods. */
+export const builtinMethods: Readonly<Record<string, Method>> = Object.freeze({
   [dense.name]: dense,
   [staticSparse.name]: staticSparse,
   [set.name]: set,
@@ -25,7 +25,24 @@ export const methods: Record<string, Method> = {
   [synflow.name]: synflow,
   [lottery.name]: lottery,
   [topkast.name]: topkast,
-};
+});
+
+/** The registry: the only list of methods, the built-in ones and the plugins loaded (harness/plugins.ts). */
+export const methods: Record<string, Method> = { ...builtinMethods };
+
+/**
+ * A method reference's variant label: its name, plus every option that differs from its default
+ * in declaration order, "gse(sampler=grabo)", "synflow(biases=off)"; the bare name when all are
+ * defaults. results.csv and every report grouping key on it, so two option settings are never
+ * averaged together (only seeds are).
+ */
+export function variantLabel(ref: { name: string; [option: string]: unknown }): string {
+  const method = getMethod(ref.name);
+  const set = Object.entries(method.options)
+    .filter(([k, spec]) => ref[k] !== undefined && JSON.stringify(ref[k]) !== JSON.stringify(spec.default))
+    .map(([k]) => `${k}=${typeof ref[k] === 'string' ? ref[k] : JSON.stringify(ref[k])}`);
+  return set.length ? `${ref.name}(${set.join(',')})` : ref.name;
+}
 
 export function getMethod(name: string): Method {
   const m = Object.prototype.hasOwnProperty.call(methods, name) ? methods[name] : undefined;

@@ -281,6 +281,9 @@ export const topkast: Method = {
   startsDense: () => true,
   updatesAt: () => false,
   update: () => { throw new Error('topkast refreshes its sets after training steps'); },
+  // A and B are refreshed in place: the active count of every layer stays, and a weight that
+  // re-enters A keeps its value and momentum (grow() would zero them)
+  invariants: { counts: 'kept', grownAtZero: false },
   initialize: (ctx, o) => topkastInitialize(ctx, o as TopkastOptions),
   afterStep: (ctx, o) => topkastAfterStep(ctx, o as TopkastOptions),
 };

@@ -1,6 +1,6 @@
 import type { Rng } from '../harness/rng.js';
 import type { OptionSpecs } from '../harness/options.js';
-import type { SparseLayer, SparseWeight } from '../models/sparse/types.js';
+import type { Connections, SparseLayer, SparseWeight } from '../models/sparse/types.js';
 
 /** The shared prune-grow schedule group of a run (config field "update"). */
 export interface UpdateSchedule {
@@ -30,6 +30,11 @@ export interface UpdateContext extends ScheduleContext {
   sparsity: number;
   /** one forward/backward pass over a fresh update batch that records every layer's probe */
   probe(): void;
+  /**
+   * The SGD momentum of the given connections of layer `layer` (index into `layers`), 0 for an
+   * inactive one: O(active + |c| log active) (Sparse Momentum, MEST-style scores)
+   */
+  momentum(layer: number, c: Connections): Float32Array;
   /** per-run state of the method, kept in checkpoints (see MethodState); the harness always passes it */
   state?: MethodState;
 }
@@ -76,8 +81,39 @@ export interface Method<O extends Record<string, unknown> = Record<string, any>>
    * layer's probe, and this runs after that step's SGD update, before the probe is cleared.
    */
   afterStep?(ctx: StepContext, options: O): StepReport;
+  /**
+   * Set by the harness for a plugin loaded from a file (harness/plugins.ts): the hash of its
+   * source, part of every run id of the method, so editing the plugin re-runs its cells.
+   */
+  source?: string;
   /** Optional (lottery ticket): several training rounds in one run, see RoundHooks. */
   rounds?: RoundHooks<O>;
+  /**
+   * What the harness checks after every hook (harness/invariants.ts). Default: counts 'kept'
+   * unless the method starts dense ('pruning'), grownAtZero true.
+   */
+  invariants?: Partial<MethodInvariants>;
+}
+
+/**
+ * The invariants a method declares; the harness, not the method, checks them after
+ * initialisation, every update, every afterStep and every round, and fails the run (one line:
+ * method, hook, step, layer, counts) on a violation. Always checked: a hook's report says how
+ * many connections it grew and pruned, and those are exactly the connections that became active
+ * and inactive (so none was both grown and pruned in one update).
+ */
+export interface MethodInvariants {
+  /**
+   * 'kept' (dynamic sparse training, static): update, afterStep and round hooks leave the active
+   * count unchanged (scope global: the model's total; scope local: every layer's), and the model
+   * is at its target sparsity from initialisation on. 'pruning' (dense-to-sparse): no hook ever
+   * raises a layer's count, and the model reaches the target by the end of training. Either way
+   * `initialize` may only prune, and the achieved sparsity at the end equals the target within
+   * one connection per layer.
+   */
+  counts: 'kept' | 'pruning';
+  /** connections a hook activates start with weight and momentum exactly 0 (Top-KAST restores values: false) */
+  grownAtZero: boolean;
 }
 
 /**

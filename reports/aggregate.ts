@@ -5,7 +5,7 @@
  * groups carry a note and are flagged in every figure and table, never silently averaged.
  */
 import type { Run } from './load.js';
-import { compareMethods, methodLabel } from './style.js';
+import { compareMethods } from './style.js';
 
 /** Distinct values, in first-seen order. */
 export const uniq = <T>(xs: T[]): T[] => [...new Set(xs)];
@@ -44,8 +44,8 @@ export function stats(values: number[]): Stats {
 export interface GroupKey {
   sweep: string;
   method: string;
-  sampler: string;
-  gamma: number | null;
+  /** the method with its non-default options, "gse(sampler=grabo)": two option settings are two groups */
+  variant: string;
   format: string;
   model: string;
   dataset: string;
@@ -55,14 +55,16 @@ export interface GroupKey {
 }
 
 /** Key fields that are shown next to a method's label only where that method has several values. */
-export type VariantDim = 'gamma' | 'format' | 'epochs';
-const VARIANT_DIMS: VariantDim[] = ['gamma', 'format', 'epochs'];
+export type VariantDim = 'format' | 'epochs';
+const VARIANT_DIMS: VariantDim[] = ['format', 'epochs'];
 
 export interface Group {
   key: GroupKey;
-  /** the method label, "gse (grabo)": what colours and table rows are keyed by */
+  /** the variant label, "gse(sampler=grabo)": what colours and table rows are keyed by */
   label: string;
-  /** the varying key fields of this label, as text ("γ=2", "csr", "200 ep") */
+  /** every option of the method, defaults included (its runs share them) */
+  options: Record<string, unknown>;
+  /** the varying key fields of this label, as text ("csr", "200 ep") */
   variants: Partial<Record<VariantDim, string>>;
   runs: Run[];
   /** done runs with a test accuracy: the only ones averaged */
@@ -82,8 +84,7 @@ export interface Group {
 export const keyOf = (r: Run): GroupKey => ({
   sweep: r.sweep,
   method: r.method,
-  sampler: r.sampler,
-  gamma: r.gamma,
+  variant: r.variant,
   format: r.format,
   model: r.model,
   dataset: r.dataset,
@@ -99,9 +100,19 @@ const uniqSorted = (xs: number[]) => uniq(xs).sort((a, b) => a - b);
 export const isDense = (g: Group) => g.key.sparsity === 0;
 
 function variantValue(dim: VariantDim, k: GroupKey): string {
-  if (dim === 'gamma') return k.gamma === null ? '' : `γ=${k.gamma}`;
   if (dim === 'format') return k.format;
   return k.epochs === null ? '' : `${k.epochs} ep`;
+}
+
+/**
+ * A variant label without one option ("gse(gamma=2,sampler=grabo)" less gamma: "gse(sampler=grabo)"):
+ * the series of a figure whose x axis is that option.
+ */
+export function withoutOption(label: string, option: string): string {
+  const m = /^([^(]+)\((.*)\)$/.exec(label);
+  if (!m) return label;
+  const kept = m[2].split(/,(?=[A-Za-z_$][\w$]*=)/).filter((p) => !p.startsWith(`${option}=`));
+  return kept.length ? `${m[1]}(${kept.join(',')})` : m[1];
 }
 
 /** The series a group belongs to in a figure: its label plus its variants (minus the figure's x field). */
@@ -147,7 +158,8 @@ export function groupRuns(runs: Run[]): Group[] {
     const note = describeIncomplete(rs, seeds, expectedSeeds);
     return {
       key,
-      label: methodLabel(key.method, key.sampler),
+      label: key.variant,
+      options: rs[0].options,
       variants: {},
       runs: rs,
       done,
@@ -178,7 +190,7 @@ function compareGroups(a: Group, b: Group): number {
   const ka = a.key, kb = b.key;
   return ka.sweep.localeCompare(kb.sweep) || ka.model.localeCompare(kb.model) || ka.dataset.localeCompare(kb.dataset) || ka.width - kb.width ||
     ka.sparsity - kb.sparsity || compareMethods(a.label, b.label) ||
-    (ka.gamma ?? -1) - (kb.gamma ?? -1) || ka.format.localeCompare(kb.format) || (ka.epochs ?? -1) - (kb.epochs ?? -1);
+    ka.format.localeCompare(kb.format) || (ka.epochs ?? -1) - (kb.epochs ?? -1);
 }
 
 /** Mean ± std over seeds of test accuracy at every epoch (done runs only). */

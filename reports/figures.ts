@@ -4,7 +4,7 @@
  * what the inputs lack. Builders never draw an empty or one-point-per-line figure.
  */
 import path from 'node:path';
-import { epochCurve, flopsRatio, groupBy, isDense, layerDensities, logLogSlope, seriesName, stats, uniq, variantText } from './aggregate.js';
+import { epochCurve, flopsRatio, groupBy, isDense, layerDensities, logLogSlope, seriesName, stats, uniq, variantText, withoutOption } from './aggregate.js';
 import type { Group, GroupKey, Stats } from './aggregate.js';
 import { axisEncoding, barChart, colorEncoding, dashEncoding, groupRow, logAxis, meanChart, PANEL_HEIGHT, PANEL_WIDTH, spreadNote, topLevel } from './charts.js';
 import type { AxisSpec, MeanRow } from './charts.js';
@@ -165,23 +165,39 @@ function constantConnectionsNote(series: Group[][]): string {
   return constant ? 'Sparse methods hold their number of active connections constant across widths, so sparsity rises with width.' : '';
 }
 
-function accuracyVsGamma(ctx: FigureInput): FigureResult {
-  const name = 'accuracy-vs-gamma';
-  const gs = ctx.groups.filter((g) => g.key.gamma !== null && g.accuracy.n > 0);
+/**
+ * Test accuracy against a numeric method option (GSE's gamma, Top-KAST's backwardFactor, a
+ * plugin's): the first option, by name, whose value varies inside a series (the variant label
+ * without that option) at a fixed model, dataset and sparsity.
+ */
+function accuracyVsOption(ctx: FigureInput): FigureResult {
+  const name = 'accuracy-vs-option';
   const key = (g: Group) => panelKey(g.key, ['width', 'sparsity']);
-  const series = [...groupBy(gs, (g) => `${pid(key(g))}|${seriesName(g, ['gamma'])}`).values()]
-    .filter((v) => uniq(v.map((g) => g.key.gamma)).length >= 2);
-  if (series.length === 0) return skip(name, 'no runs vary gamma (the subset sampling factor) at a fixed model, dataset and sparsity');
-  const shown = series.flat();
-  const label = panelLabeler(shown.map(key));
-  const rows = shown.map((g) => groupRow(g, g.accuracy, { panel: label(key(g)), x: g.key.gamma!, xText: String(g.key.gamma), variant: variantText(g, ['gamma']) }, 100)!);
-  const gammas = uniq(shown.map((g) => g.key.gamma!)).sort(byNumber);
-  const spec = meanChart({
-    title: 'Test accuracy vs subset sampling factor γ', subtitle: [spreadNote(rows, 'error bars')], rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
-    x: { title: 'γ = subset size / active connections (log)', type: 'quantitative', values: gammas, ...(gammas[0] > 0 ? { log: 2 } : {}) },
-    y: PCT_AXIS('Test accuracy (%)'),
-  });
-  return done(name, 'Test accuracy vs subset sampling factor γ', spec, rows);
+  const numeric = (g: Group, option: string) => typeof g.options[option] === 'number';
+  const options = uniq(ctx.groups.flatMap((g) => Object.keys(g.options).filter((o) => numeric(g, o)))).sort();
+  for (const option of options) {
+    const gs = ctx.groups.filter((g) => numeric(g, option) && g.accuracy.n > 0);
+    const seriesOf = (g: Group) => [withoutOption(g.label, option), variantText(g)].filter(Boolean).join(' · ');
+    const series = [...groupBy(gs, (g) => `${pid(key(g))}|${seriesOf(g)}`).values()]
+      .filter((v) => uniq(v.map((g) => g.options[option])).length >= 2);
+    if (series.length === 0) continue;
+    const shown = series.flat();
+    const label = panelLabeler(shown.map(key));
+    const value = (g: Group) => g.options[option] as number;
+    const rows = shown.map((g) => ({
+      ...groupRow(g, g.accuracy, { panel: label(key(g)), x: value(g), xText: String(value(g)), variant: variantText(g) }, 100)!,
+      label: withoutOption(g.label, option),
+    }));
+    const xs = uniq(shown.map(value)).sort(byNumber);
+    const title = `Test accuracy vs method option ${option}`;
+    const spec = meanChart({
+      title, subtitle: [spreadNote(rows, 'error bars')], rows, panels: uniq(rows.map((r) => r.panel)), colors: ctx.colors,
+      x: { title: `${option} (log)`, type: 'quantitative', values: xs, ...(xs[0] > 0 ? { log: 2 } : {}) },
+      y: PCT_AXIS('Test accuracy (%)'),
+    });
+    return done(name, title, spec, rows);
+  }
+  return skip(name, 'no runs vary a numeric method option (e.g. gse gamma) at a fixed model, dataset and sparsity');
 }
 
 function accuracyVsEpoch(ctx: FigureInput): FigureResult {
@@ -394,7 +410,7 @@ export const FIGURES: { name: string; runs: boolean; build: (ctx: FigureInput) =
   { name: 'accuracy-vs-epoch', runs: true, build: accuracyVsEpoch },
   { name: 'layer-density', runs: true, build: layerDensity },
   { name: 'flops-vs-sparsity', runs: true, build: flopsVsSparsity },
-  { name: 'accuracy-vs-gamma', runs: true, build: accuracyVsGamma },
+  { name: 'accuracy-vs-option', runs: true, build: accuracyVsOption },
   { name: 'kernel-time', runs: false, build: kernelTime },
 ];
 

@@ -97,7 +97,7 @@ function sweepsSection(data: ReportData): string {
     const counts = Object.entries(statuses).map(([k, v]) => `${v} ${esc(k)}`).join(', ');
     const sweepConfig = s.config ? `<details><summary>sweep config</summary><pre>${esc(JSON.stringify(s.config, null, 2))}</pre></details>` : '';
     const runs = s.runs.map((r) => {
-      const head = `${esc(r.run_id)} — ${esc(r.method)}${r.sampler ? ` (${esc(r.sampler)})` : ''}, ${esc(r.model)}, ${esc(r.dataset)}, sparsity ${r.sparsity}, width ${r.width}, seed ${r.seed}: ${esc(r.status)}`;
+      const head = `${esc(r.run_id)} — ${esc(r.variant)}, ${esc(r.model)}, ${esc(r.dataset)}, sparsity ${r.sparsity}, width ${r.width}, seed ${r.seed}: ${esc(r.status)}`;
       return r.config ? `<details><summary>${head}</summary><pre>${esc(JSON.stringify(r.config, null, 2))}</pre></details>` : `<div>${head} <span class="muted">(no config.json)</span></div>`;
     }).join('\n');
     return `<h4>${esc(s.name)}</h4><p class="muted">${esc(s.dir)} — ${s.runs.length} runs: ${counts}</p>${sweepConfig}<details><summary>run configs</summary>${runs}</details>`;

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { groupRuns } from './aggregate.js';
+import { groupRuns, withoutOption } from './aggregate.js';
 import { buildFigures, notDrawn } from './figures.js';
 import type { Figure, Skipped } from './figures.js';
 import { renderHtml } from './html.js';
@@ -62,7 +62,8 @@ export async function report(opts: ReportOptions): Promise<ReportSummary> {
   const groups = groupRuns(data.runs);
   const incomplete = groups.filter((g) => g.incomplete).length;
   if (incomplete) log(`${incomplete} of ${groups.length} groups are incomplete (flagged in figures and tables)`);
-  const colors = methodColors([...groups.map((g) => g.label), ...data.scaling.map((r) => r.method)]);
+  // a figure over one option draws its series under the label without that option
+  const colors = methodColors([...groups.flatMap((g) => [g.label, ...Object.keys(g.options).map((k) => withoutOption(g.label, k))]), ...data.scaling.map((r) => r.method)]);
 
   const figures: Figure[] = [];
   const skipped: Skipped[] = [];

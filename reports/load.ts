@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../harness/errors.js';
-import { methodLabel } from './style.js';
 
 export type RunStatus = 'done' | 'diverged' | 'failed' | 'running' | 'pending' | string;
 
@@ -24,8 +23,10 @@ export interface Run {
   sparsity: number;
   width: number;
   seed: number;
-  sampler: string;
-  gamma: number | null;
+  /** the method's variant label, "gse(sampler=grabo)": its non-default options (results.csv "variant") */
+  variant: string;
+  /** every option of the method, defaults included (results.csv "method_options", JSON) */
+  options: Record<string, unknown>;
   epochs: number | null;
   test_accuracy: number | null;
   best_test_accuracy: number | null;
@@ -52,6 +53,7 @@ export interface Run {
 export interface RunConfig {
   run_id?: string;
   spec?: Record<string, unknown> & { name?: string; seed?: number };
+  variant?: string;
   provenance?: Provenance;
 }
 
@@ -211,8 +213,8 @@ function runFields(row: CsvRow, where: string, sweepName: string): Omit<Run, 'di
     sparsity: num(row, 'sparsity', where) ?? 0,
     width: num(row, 'width', where) ?? 1,
     seed: reqNum(row, 'seed', where),
-    sampler: str(row, 'sampler'),
-    gamma: num(row, 'gamma', where),
+    variant: str(row, 'variant') || str(row, 'method'),
+    options: jsonObject(row, 'method_options', where),
     epochs: num(row, 'epochs', where),
     test_accuracy: num(row, 'test_accuracy', where),
     best_test_accuracy: num(row, 'best_test_accuracy', where),
@@ -228,6 +230,16 @@ function runFields(row: CsvRow, where: string, sweepName: string): Omit<Run, 'di
     update_ms: num(row, 'update_ms', where),
     backend: str(row, 'backend'),
   };
+}
+
+/** A cell holding a JSON object (empty: {}); anything else is a UserError naming file and line. */
+function jsonObject(row: CsvRow, col: string, where: string): Record<string, unknown> {
+  const v = str(row, col);
+  if (v === '') return {};
+  let o: unknown;
+  try { o = JSON.parse(v); } catch { o = null; }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new UserError(`${where}: ${col} is not a JSON object: ${v}`);
+  return o as Record<string, unknown>;
 }
 
 function readJson(file: string, warnings: string[]): unknown {
@@ -272,20 +284,20 @@ function stringRecord(o: Record<string, unknown>): CsvRow {
 /** A results row for a run that has a config but no result yet (in progress or never started). */
 function rowFromConfig(config: RunConfig, runId: string): CsvRow {
   const spec = (config.spec ?? {}) as Record<string, any>;
-  const options = spec.method?.options ?? {};
+  const { name: _name, ...options } = spec.method ?? {};
   return stringRecord({
     run_id: runId,
     status: 'running',
     sweep: spec.name,
     method: spec.method?.name,
+    variant: config.variant ?? spec.method?.name,
+    method_options: JSON.stringify(options),
     model: spec.model?.name,
     dataset: spec.dataset?.name,
     format: spec.sparsity?.format,
     sparsity: spec.sparsity?.target ?? 0,
     width: spec.model?.width ?? 1,
     seed: spec.seed ?? 0,
-    sampler: options.sampler,
-    gamma: options.gamma,
     epochs: spec.training?.epochs,
   });
 }
@@ -355,7 +367,7 @@ function scalingRows(file: string, rows: CsvRow[]): ScalingRow[] {
     const where = `${file} line ${i + 2}`;
     return {
       source: file,
-      method: methodLabel(str(row, 'method'), str(row, 'sampler')), // a sampler column, if any, labels GSE like the runs
+      method: str(row, 'variant') || str(row, 'method'),
       format: str(row, 'format'),
       width: reqNum(row, 'width', where),
       active_params: num(row, 'active_params', where),

@@ -20,8 +20,8 @@ export function fontFiles(): string[] {
 /**
  * The known methods' look. Families share a hue, so a figure reads by family first: dense black;
  * fixed masks (static and the pruning-at-init baselines) greens; dense-to-sparse pruning (gradual,
- * lottery) ochres; dynamic sparse training (SET, RigL, Top-KAST) blues; GSE's samplers reds and
- * purple. Hues and lightness come from Paul Tol's colour-blind-safe schemes (bright, vibrant,
+ * lottery) ochres; dynamic sparse training (SET, RigL, Top-KAST) blues; GSE and its sampler
+ * variants reds and purple. Keys are variant labels (methods/index.ts variantLabel). Hues and lightness come from Paul Tol's colour-blind-safe schemes (bright, vibrant,
  * muted), and every method has its own marker shape, so none depends on colour alone. Aliases
  * share a style.
  */
@@ -46,9 +46,8 @@ const METHOD_STYLES: Record<string, { color: string; shape: string }> = {
   topkast: { color: '#332288', shape: HEXAGON },
   'top-kast': { color: '#332288', shape: HEXAGON },
   gse: { color: '#EE6677', shape: 'triangle-up' },
-  'gse (uniform)': { color: '#EE6677', shape: 'triangle-up' },
-  'gse (grabo)': { color: '#CC3311', shape: 'circle' },
-  'gse (graest)': { color: '#AA3377', shape: SALTIRE },
+  'gse(sampler=grabo)': { color: '#CC3311', shape: 'circle' },
+  'gse(sampler=graest)': { color: '#AA3377', shape: SALTIRE },
 };
 
 /** Colours of the kernel benchmark's storage formats. */
@@ -59,14 +58,9 @@ const SPARE_COLORS = ['#882255', '#DDCC77', '#88CCEE', '#CC6677', '#AA4499', '#E
 /** Marker shapes of plugins (vega shape names), by the same hash as their colour. */
 const SPARE_SHAPES = ['cross', 'triangle-right', 'triangle-left', PENTAGON, STAR, HEXAGON, 'circle', 'square', 'diamond', 'triangle-up', 'triangle-down'];
 
-/** Listing order: dense first, then baselines, the other plugins, and GSE last (as papers list "ours"). */
+/** Listing order: dense first, then baselines, the other plugins, and the reproduced method last (as papers list "ours"). */
 const METHOD_ORDER = ['dense', 'static', 'snip', 'grasp', 'synflow', 'lottery', 'lth', 'gradual', 'set', 'rigl', 'topkast', 'top-kast'];
-const GSE_SAMPLER_ORDER = ['uniform', 'grabo', 'graest'];
-
-/** "gse (grabo)" for a GSE run with a sampler, else the method name. */
-export function methodLabel(method: string, sampler: string): string {
-  return sampler ? `${method} (${sampler})` : method;
-}
+const LAST = ['gse'];
 
 function hash(s: string): number {
   let h = 0x811c9dc5;
@@ -110,18 +104,17 @@ export function formatColors(formats: Iterable<string>): Map<string, string> {
 }
 
 /**
- * Sort key of a method label or series name ("gse (grabo) · γ=2"): known baselines in paper
- * order, then plugins, then GSE by sampler; the rest of the name breaks ties.
+ * Sort key of a variant label or series name ("gse(sampler=grabo) · csr"): known baselines in
+ * paper order, then plugins, then GSE; within a method the default variant (the bare name) first,
+ * then the rest of the label in natural order.
  */
 export function methodRank(label: string): [number, string] {
-  const m = /^([^ (]+)(?: \(([^)]*)\))?(.*)$/.exec(label);
-  const [method, sampler = '', rest = ''] = m ? [m[1], m[2], m[3]] : [label];
-  if (method === 'gse') {
-    const s = GSE_SAMPLER_ORDER.indexOf(sampler);
-    return [2000 + (s < 0 ? GSE_SAMPLER_ORDER.length : s), s < 0 ? `${sampler}${rest}` : rest];
-  }
+  const method = /^[^ (]+/.exec(label)?.[0] ?? label;
+  const rest = label.slice(method.length);
+  const last = LAST.indexOf(method);
+  if (last >= 0) return [2000 + last, rest];
   const i = METHOD_ORDER.indexOf(method);
-  return [i < 0 ? 1000 : i, i < 0 ? label : `${sampler}${rest}`];
+  return [i < 0 ? 1000 : i, i < 0 ? label : rest];
 }
 
 export function compareMethods(a: string, b: string): number {

@@ -211,12 +211,12 @@ export function toHtml(t: Table): string {
 
 /** Every group in long form: one row per method × model × dataset × sparsity × width (× variant). */
 export function groupsCsv(groups: Group[]): string {
-  const head = ['label', 'method', 'sampler', 'gamma', 'format', 'model', 'dataset', 'sparsity', 'width', 'epochs',
+  const head = ['label', 'method', 'variant', 'format', 'model', 'dataset', 'sparsity', 'width', 'epochs',
     'n', 'expected_seeds', 'seeds', 'test_accuracy_mean', 'test_accuracy_std', 'test_accuracy_min', 'test_accuracy_max',
     'flops_ratio_mean', 'incomplete', 'note', 'run_ids'];
   const body = groups.map((g) => {
     const k = g.key, a = g.accuracy;
-    return [seriesName(g), k.method, k.sampler, k.gamma ?? '', k.format, k.model, k.dataset, k.sparsity, k.width, k.epochs ?? '',
+    return [seriesName(g), k.method, k.variant, k.format, k.model, k.dataset, k.sparsity, k.width, k.epochs ?? '',
       a.n, g.expectedSeeds.length, g.seeds.join(' '), a.mean ?? '', a.std ?? '', a.min ?? '', a.max ?? '',
       flopsRatio(g).mean ?? '', g.incomplete, g.note, g.runs.map((r) => r.run_id).join(' ')];
   });

@@ -15,6 +15,7 @@
  * which these cases do not hit. Ties that are exact (zero gradients of dead units, zero weights of
  * just-grown connections) are exact in both formats and are broken by (layer, row, col) in both.
  */
+import { momentumOf } from '../methods/dst.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -91,7 +92,7 @@ function traceRun(method: Record<string, unknown>, scope: 'global' | 'local', fo
         const ctx = { step, totalSteps: steps, stepsPerEpoch, schedule: spec.update! };
         if (m.updatesAt(ctx, spec.method)) {
           const before = model.layers.map((l) => new Set(keys(l.active())));
-          const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe };
+          const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe, momentum: (l, c) => momentumOf(model.layers[l], c) };
           const report = m.update(uctx, spec.method);
           model.layers.forEach((l) => l.clearProbe());
           const active = model.layers.map((l) => l.active());

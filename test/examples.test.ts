@@ -67,6 +67,10 @@ test('every README and --help example runs as shown (with --smoke)', { timeout: 
   const work = tmpDir('examples');
   fs.cpSync(path.join(root, 'configs'), path.join(work, 'configs'), { recursive: true });
   fs.cpSync(path.join(root, 'docs', 'bench'), path.join(work, 'docs', 'bench'), { recursive: true });
+  // the example plugin, in a folder where 'sparsebench' resolves as in a user's repository
+  fs.cpSync(path.join(root, 'examples'), path.join(work, 'examples'), { recursive: true });
+  fs.mkdirSync(path.join(work, 'node_modules'), { recursive: true });
+  fs.symlinkSync(root, path.join(work, 'node_modules', 'sparsebench'), 'dir');
   const data = path.join(work, 'data');
   writeCifarFiles(data, 'cifar10', { train: 40, test: 20 });
   writeCifarFiles(data, 'cifar100', { train: 200, test: 100 });

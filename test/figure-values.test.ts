@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { report } from '../reports/index.js';
 import { writeSynthetic } from './fixtures/report/synth.js';
+import { withoutOption } from '../reports/aggregate.js';
 
 type Row = Record<string, string>;
 
@@ -78,7 +79,7 @@ function checkMean(row: Row, values: number[], scale: number, k: number, what: s
 }
 
 const pct = (fraction: number) => `${Number((fraction * 100).toPrecision(6))}%`;
-const label = (r: Row) => (r.sampler ? `${r.method} (${r.sampler})` : r.method);
+const label = (r: Row) => r.variant;
 /** done runs with an accuracy: the only ones a figure averages */
 const doneRuns = (dir: string) => readCsv(path.join(dir, 'results.csv')).filter((r) => r.status === 'done' && r.test_accuracy !== '');
 const panelSparsity = (panel: string) => {
@@ -138,14 +139,19 @@ test('layer density: the mean final density of each layer over done seeds', asyn
   }
 });
 
-test('accuracy vs width and vs gamma: means over done seeds, ±k std as the subtitle says', async () => {
-  for (const [input, name, field] of [[synth.width, 'accuracy-vs-width', 'width'], [synth.gamma, 'accuracy-vs-gamma', 'gamma']] as const) {
+test('accuracy vs width and vs a method option (gamma): means over done seeds, ±k std as the subtitle says', async () => {
+  const cases = [
+    [synth.width, 'accuracy-vs-width', label, (r: Row) => Number(r.width)],
+    [synth.gamma, 'accuracy-vs-option', (r: Row) => withoutOption(r.variant, 'gamma'), (r: Row) => Number(JSON.parse(r.method_options).gamma)],
+  ] as const;
+  for (const [input, name, series, x] of cases) {
     const f = figure(await figuresOf(input, name), name);
     const k = claimedStds(f.svg, /error bars:/);
     assert.equal(k, 1);
     const runs = doneRuns(input);
     for (const row of f.rows) {
-      const group = runs.filter((r) => label(r) === row.label && Number(r[field]) === Number(row.x));
+      const group = runs.filter((r) => series(r) === row.label && x(r) === Number(row.x));
+      assert.ok(group.length > 0, `${name} ${row.label} ${row.x}`);
       checkMean(row, group.map((r) => Number(r.test_accuracy)), 100, k, `${name} ${row.label} ${row.x}`);
     }
   }

@@ -112,7 +112,8 @@ function schedule(scope: 'global' | 'local', o: Partial<UpdateSchedule> = {}): U
 }
 
 function context(layers: SparseWeight[], step: number, totalSteps: number, sched: UpdateSchedule, rng: Rng, probe: () => void, sparsity = 0.75): UpdateContext {
-  return { step, totalSteps, stepsPerEpoch: 10, schedule: sched, layers, rng, sparsity, probe };
+  const momentum = () => { throw new Error('these methods read no momentum'); };
+  return { step, totalSteps, stepsPerEpoch: 10, schedule: sched, layers, rng, sparsity, probe, momentum };
 }
 
 function keysOf(layers: SparseWeight[]): Set<Key> {

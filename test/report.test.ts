@@ -59,8 +59,8 @@ describe('loading', () => {
     assert.equal(dense0.config?.provenance?.host, 'fixture-host');
     assert.deepEqual(dense0.metrics.map((m) => m.epoch), [1, 2, 3]);
     const gse0 = data.runs.find((r) => r.run_id === 'gse98-0')!;
-    assert.equal(gse0.sampler, 'grabo');
-    assert.equal(gse0.gamma, 1);
+    assert.equal(gse0.variant, 'gse(sampler=grabo)');
+    assert.deepEqual(gse0.options, { gamma: 1, overlap: false, sampler: 'grabo' });
     assert.deepEqual(gse0.layers.map((l) => l.density), [0.014, 0.06, 0.5]);
     // no result.json: the last update's densities stand in
     assert.deepEqual(data.runs.find((r) => r.run_id === 'gse98-1')!.layers.map((l) => l.density), [0.014, 0.06, 0.5]);
@@ -111,7 +111,7 @@ describe('aggregation over seeds', () => {
     close(dense.accuracy.mean, 0.98);
     close(dense.accuracy.std, 0.01);
     assert.equal(dense.incomplete, false);
-    const gse90 = find(groups, 'gse (grabo)', 0.9);
+    const gse90 = find(groups, 'gse(sampler=grabo)', 0.9);
     close(gse90.accuracy.mean, 0.97);
     close(gse90.accuracy.std, 0.005);
     const set98 = find(groups, 'set', 0.98);
@@ -140,10 +140,12 @@ describe('aggregation over seeds', () => {
 
   test('groups never mix sweeps; a key field is named only where it varies for a method', () => {
     const { groups } = figureInput([synth.grid, synth.gamma]);
-    const gridGse = groups.filter((g) => g.key.sweep === 'grid' && g.label === 'gse (grabo)');
-    assert.ok(gridGse.every((g) => seriesName(g) === 'gse (grabo)'));
-    const gammaGse = groups.filter((g) => g.key.sweep === 'gamma' && g.label === 'gse (grabo)');
-    assert.deepEqual(gammaGse.map((g) => seriesName(g)).sort(), ['gse (grabo) · γ=0.25', 'gse (grabo) · γ=0.5', 'gse (grabo) · γ=1', 'gse (grabo) · γ=2', 'gse (grabo) · γ=4']);
+    const gridGse = groups.filter((g) => g.key.sweep === 'grid' && g.label === 'gse(sampler=grabo)');
+    assert.ok(gridGse.length > 0 && gridGse.every((g) => seriesName(g) === 'gse(sampler=grabo)'));
+    // every option setting is its own group (only seeds are averaged), labelled by its non-default options
+    const gammaGse = groups.filter((g) => g.key.sweep === 'gamma' && g.key.method === 'gse' && g.options.sampler === 'grabo');
+    assert.deepEqual(gammaGse.map((g) => seriesName(g)).sort(), ['gse(gamma=0.25,sampler=grabo)', 'gse(gamma=0.5,sampler=grabo)', 'gse(gamma=2,sampler=grabo)', 'gse(gamma=4,sampler=grabo)', 'gse(sampler=grabo)']);
+    assert.ok(gammaGse.every((g) => g.seeds.length === 2 && g.expectedSeeds.length === 2));
   });
 
   test('log-log slope', () => {
@@ -154,12 +156,12 @@ describe('aggregation over seeds', () => {
 
 describe('colours', () => {
   test('fixed per known method, deterministic and distinct for plugins', () => {
-    const a = methodColors(['rigl', 'gse (grabo)', 'my-plugin', 'other-plugin']);
+    const a = methodColors(['rigl', 'gse(sampler=grabo)', 'my-plugin', 'other-plugin']);
     const b = methodColors(['my-plugin', 'set', 'other-plugin', 'rigl']);
     assert.equal(a.get('rigl'), b.get('rigl'));
     assert.equal(a.get('my-plugin'), b.get('my-plugin'));
     assert.notEqual(a.get('my-plugin'), a.get('other-plugin'));
-    const fixed = new Set([...methodColors(['dense', 'static', 'set', 'rigl', 'gradual', 'gse (uniform)', 'gse (grabo)', 'gse (graest)']).values()]);
+    const fixed = new Set([...methodColors(['dense', 'static', 'set', 'rigl', 'gradual', 'gse', 'gse(sampler=grabo)', 'gse(sampler=graest)']).values()]);
     assert.equal(fixed.size, 8);
     assert.ok(!fixed.has(a.get('my-plugin')!));
   });
@@ -191,7 +193,7 @@ describe('figures', () => {
       'accuracy-vs-epoch': ['Epoch'],
       'layer-density': ['Density (log)', 'Layer'],
       'flops-vs-sparsity': ['Training FLOPs / dense (log)'],
-      'accuracy-vs-gamma': ['γ = subset size / active connections (log)'],
+      'accuracy-vs-option': ['gamma (log)'],
       'kernel-time': ['Median time (ms, log)', 'Format'],
     };
     for (const r of results) {
@@ -247,9 +249,9 @@ describe('figures', () => {
   test('missing data gives a one-line reason instead of a figure', () => {
     const results = buildFigures(figureInput([MINI]));
     const reasons = Object.fromEntries(results.flatMap((r) => ('skipped' in r ? [[r.skipped.name, r.skipped.reason]] : [])));
-    assert.deepEqual(Object.keys(reasons).sort(), ['accuracy-vs-gamma', 'accuracy-vs-width', 'cost-vs-width', 'kernel-time']);
+    assert.deepEqual(Object.keys(reasons).sort(), ['accuracy-vs-option', 'accuracy-vs-width', 'cost-vs-width', 'kernel-time']);
     assert.match(reasons['accuracy-vs-width'], /two or more width multipliers \(found widths: 1\)/);
-    assert.match(reasons['accuracy-vs-gamma'], /no runs vary gamma/);
+    assert.match(reasons['accuracy-vs-option'], /no runs vary a numeric method option/);
     assert.match(reasons['kernel-time'], /no kernel-bench CSV/);
     assert.match(reasons['cost-vs-width'], /no scaling-bench CSV/);
     for (const r of Object.values(reasons)) assert.ok(!r.includes('\n'));
@@ -270,10 +272,10 @@ describe('tables', () => {
   test('paper layout: rows = methods, columns = dataset × sparsity; best complete mean in bold; † for incomplete', () => {
     const t = accuracyTable(miniGroups())!;
     assert.deepEqual(t.columns.map((c) => `${c.top} ${c.sub}`), ['mnist 90%', 'mnist 98%']);
-    assert.deepEqual(t.rows.map((r) => r.label), ['dense', 'static', 'set', 'rigl', 'gse (grabo)']);
+    assert.deepEqual(t.rows.map((r) => r.label), ['dense', 'static', 'set', 'rigl', 'gse(sampler=grabo)']);
     const md = toMarkdown(t);
     assert.match(md, /\| dense \| 98\.00 ± 1\.00 \| 98\.00 ± 1\.00 \|/);
-    assert.match(md, /\| gse \(grabo\) \| \*\*97\.00 ± 0\.50\*\* \| \*\*94\.00 ± 1\.00\*\* \|/);
+    assert.match(md, /\| gse\(sampler=grabo\) \| \*\*97\.00 ± 0\.50\*\* \| \*\*94\.00 ± 1\.00\*\* \|/);
     assert.match(md, /\| rigl \| — \| 94\.00 ± 0\.71 † \|/); // as high as gse, but incomplete: not bold
     assert.ok(md.includes('† static, mnist 90%: 2 of 3 seeds done; seed 2 failed.'));
     const tex = toLatex(t);
@@ -282,7 +284,7 @@ describe('tables', () => {
     }
     const csv = toCsv(t).trim().split('\n');
     assert.equal(csv[0], 'method,mnist 90% mean,mnist 90% std,mnist 90% n,mnist 90% note,mnist 98% mean,mnist 98% std,mnist 98% n,mnist 98% note');
-    assert.match(csv[5], /^gse \(grabo\),97,0\.5,3,,94,1,3,$/);
+    assert.match(csv[5], /^gse\(sampler=grabo\),97,0\.5,3,,94,1,3,$/);
   });
 });
 
@@ -426,7 +428,7 @@ describe('degenerate inputs: the report is written, a figure it cannot draw is l
     assert.ok(shape, 'markers encode the method');
     const shapes = JSON.parse(shape[2]) as string[];
     assert.equal(new Set(shapes).size, shapes.length, `distinct markers: ${shape[2]}`);
-    const colors = methodColors(['dense', 'static', 'set', 'rigl', 'gse', 'gradual', 'gse (uniform)', 'gse (grabo)', 'gse (graest)', 'snip', 'grasp', 'synflow', 'lottery', 'topkast']);
+    const colors = methodColors(['dense', 'static', 'set', 'rigl', 'gse', 'gradual', 'gse(sampler=grabo)', 'gse(sampler=graest)', 'snip', 'grasp', 'synflow', 'lottery', 'topkast']);
     const tol = new Set(['#000000', '#117733', '#44AA99', '#999933', '#228833', '#CCBB44', '#997700', '#66CCEE', '#4477AA', '#332288', '#CC3311', '#EE6677', '#AA3377']);
     for (const [m, c] of colors) assert.ok(tol.has(c), `${m}: ${c} is not from the colour-blind-safe schemes`);
   });

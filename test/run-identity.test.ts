@@ -1,12 +1,23 @@
 /**
  * Run identity (harness/spec.ts): a run id is the hash of everything that defines the run and of
- * nothing else. README promises that two sweeps sharing a run share its id (so the second sweep
- * skips it in a shared output folder); any defining difference gives another id.
+ * nothing else: the values that differ from their defaults, plus a spec version. README promises
+ * that two sweeps sharing a run share its id (so the second sweep skips it in a shared output
+ * folder); any defining difference gives another id; adding an option with a default changes no
+ * id (a recorded fixture holds ids of this version), so a finished sweep stays finished.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { methods } from '../methods/index.js';
+import { models } from '../models/index.js';
+import { selectBackend } from '../harness/backend.js';
 import { sweepFromConfig } from '../harness/config.js';
-import { canonicalJson, runId } from '../harness/spec.js';
+import { canonicalJson, runId, SPEC_VERSION, trainingOptions } from '../harness/spec.js';
+import { collectResults } from '../harness/store.js';
+import { runSweep } from '../harness/sweep.js';
+import { root, runCli } from './helpers.js';
 
 const base = {
   dataset: { name: 'synthetic', features: 16, classes: 4, trainSamples: 64, testSamples: 32, seed: 3 },
@@ -59,4 +70,56 @@ test('canonical JSON: keys sorted at every depth, undefined fields dropped, arra
   assert.equal(canonicalJson([3, 1, 2]), '[3,1,2]');
   assert.equal(canonicalJson(null), 'null');
   assert.equal(canonicalJson('s'), '"s"');
+});
+
+const recorded = JSON.parse(readFileSync(path.join(root, 'test/fixtures/run-ids.json'), 'utf8')) as { config: Record<string, unknown>; ids: string[] }[];
+const idsOfFixture = () => recorded.map((r) => sweepFromConfig(structuredClone(r.config), 'fixture.json', false).specs.map(runId));
+
+test(`run ids of spec version ${SPEC_VERSION} are the recorded ones`, () => {
+  assert.equal(SPEC_VERSION, 2, 'a new spec version records new ids in test/fixtures/run-ids.json');
+  assert.deepEqual(idsOfFixture(), recorded.map((r) => r.ids));
+});
+
+test('an option added with a default (to a method, a model or a config group) leaves every run id unchanged', () => {
+  const added = [
+    [methods.gse.options, 'newOption'], [methods.synflow.options, 'newOption'], [models.mlp.options, 'newOption'], [trainingOptions, 'newOption'],
+  ] as const;
+  for (const [options, k] of added) options[k] = { type: 'number', default: 3, minimum: 0, help: 'added later' };
+  try {
+    assert.deepEqual(idsOfFixture(), recorded.map((r) => r.ids));
+    // a value other than the default is part of the identity
+    const changed = sweepFromConfig({ ...recorded[1].config, method: { name: 'gse', sampler: 'grabo', gamma: 2, newOption: 4 } }, 'f.json', false).specs.map(runId);
+    assert.notDeepEqual(changed, recorded[1].ids);
+  } finally {
+    for (const [options, k] of added) delete options[k];
+  }
+});
+
+test('a finished sweep stays finished when an option is added with a default; folders of another id version are refused in one line', async () => {
+  await selectBackend('cpu');
+  const config = {
+    dataset: { name: 'synthetic', features: 16, classes: 4, trainSamples: 64, testSamples: 32, seed: 3 },
+    model: { name: 'mlp', hidden: [12] }, method: 'static', training: { epochs: 1, batchSize: 16 },
+    grid: { method: ['static', 'set'] },
+  };
+  const out = mkdtempSync(path.join(os.tmpdir(), 'sparsebench-ids-'));
+  const first = await runSweep(sweepFromConfig(config, 'ids.json', false), { out, backend: 'cpu', log: () => {} });
+  assert.equal(first.done, 2);
+  methods.set.options.newOption = { type: 'boolean', default: false, help: 'added later' };
+  try {
+    const again = await runSweep(sweepFromConfig(config, 'ids.json', false), { out, backend: 'cpu', log: () => {} });
+    assert.equal(again.skipped, 2, 'nothing re-runs');
+  } finally {
+    delete methods.set.options.newOption;
+  }
+  // a run folder of version 1 (no spec_version in its config.json)
+  mkdirSync(path.join(out, 'aaaaaaaaaaaa'));
+  writeFileSync(path.join(out, 'aaaaaaaaaaaa', 'config.json'), JSON.stringify({ run_id: 'aaaaaaaaaaaa', spec: { name: 'ids' } }));
+  const oneLine = /^.*: run folder aaaaaaaaaaaa is of run-id version 1, this sparsebench writes version 2 \(ids hash only non-default values now\); move the old run folders out of .*, or use another --out, and run again$/;
+  await assert.rejects(runSweep(sweepFromConfig(config, 'ids.json', false), { out, backend: 'cpu', log: () => {} }), oneLine);
+  assert.throws(() => collectResults(out), oneLine);
+  const cli = runCli(['collect', out]);
+  assert.equal(cli.status, 2);
+  assert.match(cli.stderr.trim(), oneLine);
+  assert.equal(cli.stderr.trim().split('\n').length, 1);
 });

@@ -12,6 +12,11 @@ export const backendOption = {
   },
 };
 
+/** --plugin PATH (repeatable): a method plugin file, as a config's "plugins" lists them. */
+export const pluginOption = {
+  plugin: { type: 'string', array: true, default: [] as string[], describe: 'a method plugin file (an ES module whose default export is a method; repeatable), besides the config\'s "plugins"' },
+} as const;
+
 /**
  * The options of `run` that say what a sweep runs and how it treats its runs: `run` takes them,
  * and `slurm` takes the same and writes them into the script's `run` line (sweepArguments), so a
@@ -19,6 +24,7 @@ export const backendOption = {
  */
 export const sweepOptions = {
   smoke: { type: 'boolean', default: false, describe: 'every grid cell for a few steps on a small slice of the data' },
+  ...pluginOption,
   set: { type: 'string', array: true, default: [] as string[], describe: 'override a field: path=value (JSON or string)' },
   'data-dir': { type: 'string', describe: 'folder holding dataset files (CIFAR binaries); required by configs with such datasets' },
   ...backendOption,
@@ -30,7 +36,7 @@ export const sweepOptions = {
 } as const;
 
 type SweepArgs = {
-  smoke: boolean; set: string[]; 'data-dir'?: string; backend: BackendChoice; 'retry-failed': boolean;
+  smoke: boolean; plugin: string[]; set: string[]; 'data-dir'?: string; backend: BackendChoice; 'retry-failed': boolean;
   'fail-on-diverged': boolean; wait: boolean; 'lock-timeout': number; 'checkpoint-minutes': number;
 };
 

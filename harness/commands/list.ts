@@ -4,7 +4,8 @@ import { models } from '../../models/index.js';
 import { datasets } from '../data/index.js';
 import { describeOptions, type OptionSpecs } from '../options.js';
 import { sparsityOptions, trainingOptions, updateOptions } from '../spec.js';
-import { log, defineCommand } from './common.js';
+import { loadPlugins, pluginFiles } from '../plugins.js';
+import { log, defineCommand, pluginOption } from './common.js';
 
 type Entry = { name: string; summary: string; options: OptionSpecs };
 
@@ -32,6 +33,9 @@ export function listText(): string {
 export const listCommand = defineCommand({
   command: 'list',
   describe: 'methods with their options and defaults, samplers, models, datasets, config groups',
-  builder: (y: Argv) => y.example('$0 list', ''),
-  handler: () => log(listText()),
+  builder: (y: Argv) => y.options(pluginOption).example('$0 list', '').example('$0 list --plugin examples/plugins/sparse-momentum.js', 'with a plugin'),
+  handler: async (a) => {
+    await loadPlugins(pluginFiles(null, a.plugin));
+    log(listText());
+  },
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import { models } from '../../models/index.js';
 import { selectBackend } from '../backend.js';
-import { loadSweep } from '../config.js';
+import { loadSweepWithPlugins } from '../plugins.js';
 import { UserError } from '../errors.js';
 import { checkDataFiles } from '../data/index.js';
 import { resolveShard, shardSpecs } from '../shard.js';
@@ -60,7 +60,7 @@ export const runCommand = defineCommand({
   describe: "run every cell of a config's grid (resumes unfinished runs, skips finished ones)",
   builder,
   handler: async (a) => {
-    const sweep = loadSweep(a.config, { sets: a.set, smoke: a.smoke });
+    const sweep = await loadSweepWithPlugins(a.config, { sets: a.set, smoke: a.smoke, plugin: a.plugin });
     checkSweepOptions(a);
     const shard = resolveShard({ shard: a.shard, shards: a.shards });
     checkDataFiles(sweep.specs.map((s) => s.dataset.name), a['data-dir']);

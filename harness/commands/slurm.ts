@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { loadSweep } from '../config.js';
+import { loadSweepWithPlugins } from '../plugins.js';
 import { checkDataFiles } from '../data/index.js';
 import { UserError } from '../errors.js';
 import { checkSweepOptions, defineCommand, sweepArguments, sweepOptions } from './common.js';
@@ -123,8 +123,8 @@ export const slurmCommand = defineCommand({
   command: 'slurm <config>',
   describe: 'print an sbatch array script that runs a sweep as SLURM array tasks (one shard each)',
   builder,
-  handler: (a) => {
-    const sweep = loadSweep(a.config, { sets: a.set, smoke: a.smoke });
+  handler: async (a) => {
+    const sweep = await loadSweepWithPlugins(a.config, { sets: a.set, smoke: a.smoke, plugin: a.plugin });
     if (!Number.isInteger(a.cpus) || a.cpus < 1) throw new UserError(`--cpus ${a.cpus}: expected a positive integer`);
     checkSweepOptions(a);
     const runs = sweep.specs.length;

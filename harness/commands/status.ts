@@ -2,12 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { checkpointSummary } from '../checkpoint.js';
-import { loadSweep } from '../config.js';
+import { loadSweepWithPlugins } from '../plugins.js';
 import { UserError } from '../errors.js';
 import { readLock, staleReason } from '../lock.js';
+import { variantLabel } from '../../methods/index.js';
 import { runId, type RunSpec } from '../spec.js';
 import { readRunFolder, runFolderNames } from '../store.js';
-import { log, defineCommand } from './common.js';
+import { log, defineCommand, pluginOption } from './common.js';
 
 export type FolderStatus = 'done' | 'running' | 'failed' | 'diverged' | 'pending' | 'unreadable';
 
@@ -15,6 +16,8 @@ export interface StatusRow {
   id: string;
   status: FolderStatus;
   spec: RunSpec | null;
+  /** the method's variant label (methods/index.ts variantLabel) */
+  variant: string;
   epochs: string;
   test_accuracy: string;
   note: string;
@@ -64,12 +67,13 @@ export function sweepStatus(out: string, grid: RunSpec[] | null, staleMs: number
     const acc = result?.test_accuracy;
     rows.push({
       id, status, spec, note,
+      variant: config?.variant ?? (spec ? variantLabel(spec.method) : '?'),
       epochs: `${result?.epochs ?? metricsCount(dir)}/${total}`,
       test_accuracy: typeof acc === 'number' && Number.isFinite(acc) ? acc.toFixed(4) : '',
     });
   }
   for (const [id, spec] of inGrid) {
-    if (!seen.has(id)) rows.push({ id, status: 'pending', spec, epochs: `0/${epochsOf(spec)}`, test_accuracy: '', note: 'not started' });
+    if (!seen.has(id)) rows.push({ id, status: 'pending', spec, variant: variantLabel(spec.method), epochs: `0/${epochsOf(spec)}`, test_accuracy: '', note: 'not started' });
   }
   return rows;
 }
@@ -84,8 +88,7 @@ export function statusText(out: string, rows: StatusRow[], gridNote: string): st
   const sorted = [...rows].sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status) || a.id.localeCompare(b.id));
   for (const r of sorted) {
     const s = r.spec;
-    const method = s ? `${s.method.name}${s.method.sampler ? `(${s.method.sampler})` : ''}` : '?';
-    table.push([r.id, r.status, method, s ? String(s.sparsity.target) : '', s ? String(s.model.width ?? 1) : '', s ? String(s.seed) : '', r.epochs, r.test_accuracy, r.note]);
+    table.push([r.id, r.status, r.variant, s ? String(s.sparsity.target) : '', s ? String(s.model.width ?? 1) : '', s ? String(s.seed) : '', r.epochs, r.test_accuracy, r.note]);
   }
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   lines.push('');
@@ -104,6 +107,7 @@ function builder(y: Argv) {
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'overrides, as given to run' })
     .option('smoke', { type: 'boolean', default: false, describe: 'the config was run with --smoke (default: when every run folder is a smoke run)' })
     .option('lock-timeout', { type: 'number', default: 300, describe: 'seconds without heartbeat after which a lock counts as stale' })
+    .options(pluginOption)
     .example('$0 status runs/quickstart', 'counts and a table of the run folders')
     .example('$0 status runs/quickstart --config configs/quickstart.json', 'also the grid runs not started yet');
 }
@@ -112,16 +116,16 @@ export const statusCommand = defineCommand({
   command: 'status <out>',
   describe: 'done / running / failed / diverged / pending runs of a sweep folder',
   builder,
-  handler: (a) => {
+  handler: async (a) => {
     if (!existsSync(a.out)) {
       // a folder that is not there is a typo far more often than a sweep not started yet
-      const writes = a.config ? `; ${a.config} writes to ${path.join('runs', loadSweep(a.config, { sets: a.set }).name)} unless run with --out` : '';
+      const writes = a.config ? `; ${a.config} writes to ${path.join('runs', (await loadSweepWithPlugins(a.config, { sets: a.set, plugin: a.plugin })).name)} unless run with --out` : '';
       throw new UserError(`${a.out}: no such folder${writes}`);
     }
     // a smoke sweep's folder: its runs have smoke ids, so the grid must be expanded with --smoke
     const specs = folderSpecs(a.out);
     const smoke = a.smoke || (specs.some((s) => s.smoke) && !specs.some((s) => !s.smoke));
-    const grid = a.config ? loadSweep(a.config, { sets: a.set, smoke }).specs : null;
+    const grid = a.config ? (await loadSweepWithPlugins(a.config, { sets: a.set, smoke, plugin: a.plugin })).specs : null;
     const rows = sweepStatus(a.out, grid, a['lock-timeout'] * 1000);
     log(statusText(a.out, rows, grid ? ` (${grid.length} in ${a.config})` : ' (folders; pass --config to count runs not started)'));
     const unreadable = rows.filter((r) => r.status === 'unreadable');

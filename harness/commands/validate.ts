@@ -2,9 +2,9 @@ import os from 'node:os';
 import type { Argv } from 'yargs';
 import { models } from '../../models/index.js';
 import { selectBackend } from '../backend.js';
-import { loadSweep } from '../config.js';
+import { loadSweepWithPlugins } from '../plugins.js';
 import { checkSweepMemory, estimateRun, gb, memoryLimit } from '../memory.js';
-import { backendOption, log, defineCommand, numberOption } from './common.js';
+import { backendOption, log, defineCommand, numberOption, pluginOption } from './common.js';
 
 function builder(y: Argv) {
   return y
@@ -13,6 +13,7 @@ function builder(y: Argv) {
     .option('jobs', numberOption('jobs', 'worker processes the sweep will run with (memory check)', { alias: 'j', default: os.availableParallelism(), defaultDescription: 'number of cores', integer: true, positive: true }))
     .option('memory-limit', numberOption('memory-limit', 'GB one run may use (default: the machine\'s memory / --jobs)', { positive: true }))
     .options(backendOption)
+    .options(pluginOption)
     .example('$0 validate configs/mnist-lenet300.json', 'check a config, count its runs and estimate their peak memory');
 }
 
@@ -21,7 +22,7 @@ export const validateCommand = defineCommand({
   describe: 'check a config, show the runs it expands to and whether they fit in memory',
   builder,
   handler: async (a) => {
-    const sweep = loadSweep(a.config, { sets: a.set });
+    const sweep = await loadSweepWithPlugins(a.config, { sets: a.set, plugin: a.plugin });
     const backend = await selectBackend(a.backend, [...new Set(sweep.specs.flatMap((s) => models[s.model.name].kernels))]);
     const limit = memoryLimit({ jobs: Math.min(a.jobs, sweep.specs.length), backend, limitGb: a['memory-limit'] });
     checkSweepMemory(sweep.specs, limit, a.config);

@@ -1,0 +1,19 @@
+/**
+ * The package entry (`import { defineMethod } from 'sparsebench'`): what a method plugin kept in
+ * its own repository may use. A plugin is an ES module whose default export is a method
+ * (defineMethod's result, or a plain object of the same shape), named in a config's "plugins" or
+ * by --plugin PATH; README "Add a method" walks through one (examples/plugins/sparse-momentum.js).
+ */
+export { defineMethod, type OptionsOf, type OptionValue } from './methods/define.js';
+export {
+  dstUpdatesAt, updateFraction, endStep, pruneAndGrow, magnitudePools, pickByScope, pickExtreme, probeFlops, momentumOf,
+  type Grower, type Order, type Pool, type ScoreRequest, type Scored,
+} from './methods/dst.js';
+export { denseGradientPool } from './methods/rigl.js';
+export { uniformInactive, sampleSubset } from './methods/samplers.js';
+export type {
+  InitContext, Method, MethodInvariants, MethodState, RoundContext, RoundHooks, ScheduleContext, StatefulWeight, StepContext,
+  StepReport, UpdateContext, UpdateReport, UpdateSchedule,
+} from './methods/types.js';
+export type { Connections, SparseWeight } from './models/sparse/types.js';
+export type { OptionSpec, OptionSpecs } from './harness/options.js';
