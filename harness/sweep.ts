@@ -140,9 +140,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
     stopping = sig;
     stoppingAt = Date.now();
     progress.log(`${sig}${from === 'worker' ? ' to a worker' : ''}: finishing the current step of each run, then checkpointing (a signal ${repeatSignalMs / 1000} s or more after this one stops at once)`);
-    for (const c of children) {
-      if (c.connected) c.send({ type: 'stop' } satisfies ToWorker);
-    }
+    for (const c of children) tell(c, { type: 'stop' });
   };
   const handlers = { SIGINT: () => onSignal('SIGINT', 'self'), SIGTERM: () => onSignal('SIGTERM', 'self') };
   if (o.handleSignals) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
@@ -175,7 +173,7 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
             // e.g. a full disk: every other worker checkpoints its run and stops too
             reported = true;
             stopSweep ??= m.message;
-            for (const c of children) if (c !== child && c.connected) c.send({ type: 'stop' } satisfies ToWorker);
+            for (const c of children) if (c !== child) tell(c, { type: 'stop' });
           }
         });
         child.on('exit', (code, signal) => {
@@ -185,8 +183,8 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
           }
           resolve();
         });
-        child.send({ type: 'init', specs: todo, options } satisfies ToWorker);
-        if (stopping) child.send({ type: 'stop' } satisfies ToWorker);
+        tell(child, { type: 'init', specs: todo, options });
+        if (stopping) tell(child, { type: 'stop' });
       })));
       // workers killed by a stop at once left the locks of their runs: every one is gone now
       if (outcome.stoppedAtOnce) for (const id of runsInWorkers.values()) tryLock(path.join(o.out, id, 'lock'), options.lock).lock?.release();
@@ -199,4 +197,12 @@ export async function runSweep(sweep: Sweep, o: SweepOptions): Promise<SweepOutc
   outcome.signal = stopping;
   for (const problem of collectResults(o.out)!.unreadable) o.log(`warning: ${problem}; that run is not in results.csv`);
   return outcome;
+}
+
+/**
+ * Sends a message to a worker unless its channel is closed. A worker that exits while a message is
+ * on its way (EPIPE) needs none: its exit is handled by its 'exit' event.
+ */
+function tell(child: ChildProcess, m: ToWorker): void {
+  if (child.connected) child.send(m, () => { /* sent, or the worker is gone */ });
 }
