@@ -40,12 +40,6 @@ type SweepArgs = {
   'fail-on-diverged': boolean; wait: boolean; 'lock-timeout': number; 'checkpoint-minutes': number;
 };
 
-/** One line naming the flag for sweep option values that yargs cannot check. */
-export function checkSweepOptions(a: SweepArgs): void {
-  if (!(a['lock-timeout'] > 0)) throw new UserError(`--lock-timeout ${a['lock-timeout']}: expected a positive number of seconds`);
-  if (!(a['checkpoint-minutes'] >= 0)) throw new UserError(`--checkpoint-minutes ${a['checkpoint-minutes']}: expected a number >= 0`);
-}
-
 /** The `run` arguments that give a run the same sweep options as `a`: every value other than its default. */
 export function sweepArguments(a: SweepArgs): string[] {
   const args: string[] = [];

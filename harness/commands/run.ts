@@ -10,7 +10,7 @@ import { resolveShard, shardSpecs } from '../shard.js';
 import { runId } from '../spec.js';
 import { checkSweepMemory, memoryLimit } from '../memory.js';
 import { runSweep } from '../sweep.js';
-import { checkSweepOptions, defineCommand, log, numberOption, sweepOptions } from './common.js';
+import { defineCommand, log, numberOption, sweepOptions } from './common.js';
 import { sweepStatus, type StatusRow } from './status.js';
 
 function builder(y: Argv) {
@@ -61,7 +61,6 @@ export const runCommand = defineCommand({
   builder,
   handler: async (a) => {
     const sweep = await loadSweepWithPlugins(a.config, { sets: a.set, smoke: a.smoke, plugin: a.plugin });
-    checkSweepOptions(a);
     const shard = resolveShard({ shard: a.shard, shards: a.shards });
     checkDataFiles(sweep.specs.map((s) => s.dataset.name), a['data-dir']);
     const out = a.out ?? path.join('runs', a.smoke ? `${sweep.name}-smoke` : sweep.name);

@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { loadSweepWithPlugins } from '../plugins.js';
 import { checkDataFiles } from '../data/index.js';
 import { UserError } from '../errors.js';
-import { checkSweepOptions, defineCommand, sweepArguments, sweepOptions } from './common.js';
+import { defineCommand, sweepArguments, sweepOptions } from './common.js';
 
 const cliPath = fileURLToPath(new URL('../../../bin/sparsebench.js', import.meta.url));
 
@@ -126,7 +126,6 @@ export const slurmCommand = defineCommand({
   handler: async (a) => {
     const sweep = await loadSweepWithPlugins(a.config, { sets: a.set, smoke: a.smoke, plugin: a.plugin });
     if (!Number.isInteger(a.cpus) || a.cpus < 1) throw new UserError(`--cpus ${a.cpus}: expected a positive integer`);
-    checkSweepOptions(a);
     const runs = sweep.specs.length;
     const shards = a.shards ?? Math.max(1, Math.ceil(runs / a.cpus));
     if (!Number.isInteger(shards) || shards < 1) throw new UserError(`--shards ${a.shards}: expected a positive integer`);
