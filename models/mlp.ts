@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { layerParams, type ModelEntry } from './model.js';
+import { CsrLayer } from './sparse/csr.js';
+import { CsrChain } from './sparse/csr-chain.js';
 
 /** Fully connected ReLU network; the default 300,100 is LeNet-300-100. */
 export const mlp: ModelEntry = {
@@ -16,18 +18,21 @@ export const mlp: ModelEntry = {
     return sizes.slice(1).map((rows, i) => ({ name: `fc${i + 1}`, kind: 'linear' as const, rows, cols: sizes[i], positions: 1 }));
   },
   build(_o, _data, layers) {
+    // csr layers run as one chain op: activations stay in the kernels' layout between layers
+    const chain = layers.every((l) => l instanceof CsrLayer) ? new CsrChain(layers as CsrLayer[]) : null;
     return {
       layers,
       params: () => layerParams(layers),
       forward: (x) => {
         let h = tf.reshape(x, [x.shape[0], -1]);
+        if (chain) return chain.apply(h) as tf.Tensor2D;
         layers.forEach((layer, i) => {
           h = layer.apply(h);
           if (i < layers.length - 1) h = tf.relu(h);
         });
         return h as tf.Tensor2D;
       },
-      dispose: () => layers.forEach((l) => l.dispose()),
+      dispose: () => { chain?.dispose(); layers.forEach((l) => l.dispose()); },
     };
   },
 };

@@ -405,8 +405,7 @@ export class CsrLayer extends CsrWeight {
     const dl = this.rows * B;
     if (!this.probeBuf || this.probeBuf.length < hl + dl) {
       this.keepProbe(null);
-      if (this.probeBuf) K.release(this.probeBuf);
-      this.probeBuf = K.allocFloat32(hl + dl);
+      this.probeBuf = growBuffer(this.probeBuf, hl + dl);
     }
     const h = this.probeBuf.subarray(0, hl);
     const d = this.probeBuf.subarray(hl, hl + dl);
@@ -414,6 +413,24 @@ export class CsrLayer extends CsrWeight {
     d.set(deltaT);
     return new ProbeRecord(h, d, this.rows, this.cols, B);
   }
+
+  /** a backward pass of a chain of csr layers (./csr-chain.ts) hands the probe its h and delta */
+  probeBackward(hT: Float32Array, deltaT: Float32Array, B: number): void {
+    if (this.probing) this.keepProbe(this.record(hT, deltaT, B));
+  }
+
+  /** the kernels' view of this layer with the values of `w` (its values variable) loaded */
+  operands(w: tf.Tensor): { csr: K.Csr; rowIdx: Int32Array; structure: number } {
+    this.vals.set(readFloats(w));
+    this.generation++;
+    return { csr: { rows: this.rows, cols: this.cols, rowPtr: this.rowPtr, colIdx: this.colIdx, values: this.vals }, rowIdx: this.rowIdx, structure: this.structure };
+  }
+
+  /** this layer's values and bias variables, the inputs of its op */
+  variables(): { values: tf.Variable; bias: tf.Variable } { return { values: this.values, bias: this.bias }; }
+
+  /** counts structure changes (prune, grow, loadState) */
+  get structureVersion(): number { return this.structure; }
 
   /** x (B x cols, batch-major) -> this layer's xT buffer (cols x B), a view of exactly cols*B */
   private inputT(x: Float32Array, B: number): Float32Array {
@@ -427,7 +444,7 @@ export class CsrLayer extends CsrWeight {
 
   protected releaseBuffers(): void {
     if (this.xBuf) K.release(this.xBuf);
-    if (this.probeBuf) K.release(this.probeBuf);
+    if (this.probeBuf) releaseBuffer(this.probeBuf);
     this.xBuf = null;
     this.probeBuf = null;
   }
@@ -494,6 +511,33 @@ export function copyOf(a: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
   out.set(a);
   return out;
+}
+
+/**
+ * Buffers of activations (and probe records) up to this many bytes live in the kernels' memory, so
+ * that the kernels read and write them in place; larger ones are plain arrays outside it, of which
+ * the kernels see only blocks and the rows a layer's connections touch. One 32-bit WebAssembly
+ * memory holds 4 GiB, and a batch of 128 at width 2^20 is 512 MiB per activation.
+ */
+let residentLimit = 64 * 2 ** 20;
+
+/** Sets the limit (bytes; tests force the outside path at small widths); returns the previous one. */
+export function setResidentLimit(bytes: number): number {
+  const old = residentLimit;
+  residentLimit = bytes;
+  return old;
+}
+
+/** `old` when it holds `len` floats, else a new buffer (in the kernels' memory up to the limit; `old` is released). */
+export function growBuffer(old: Float32Array | null, len: number): Float32Array {
+  if (old && old.length >= len) return old;
+  if (old) releaseBuffer(old);
+  return 4 * len <= residentLimit ? K.allocFloat32(len) : new Float32Array(len);
+}
+
+/** Gives a buffer of growBuffer back (a plain array is left to the garbage collector). */
+export function releaseBuffer(a: Float32Array): void {
+  if (K.isResident(a)) K.release(a);
 }
 
 /**

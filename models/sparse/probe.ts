@@ -1,4 +1,4 @@
-import { allocFloat32, allocInt32, release, sddmm } from './kernels/index.js';
+import { allocFloat32, allocInt32, release, sddmm, sddmmGathered } from './kernels/index.js';
 import type { Connections, UnitSums } from './types.js';
 
 /** What a layer's probe pass leaves behind: the answers to every gradient question of an update. */
@@ -37,11 +37,14 @@ export class ProbeRecord implements Probe {
     return new ProbeRecord(transpose(h, count, cols), transpose(delta, count, rows), rows, cols, count);
   }
 
-  /** grad(row, col) = sum_i delta[i,row] * h[i,col], O(P x |c|) (the kernels' SDDMM) */
+  /**
+   * grad(row, col) = sum_i delta[i,row] * h[i,col], O(P x |c|) (the kernels' SDDMM; records held
+   * outside the kernels' memory, as a very wide layer's are, have just the touched rows staged)
+   */
   subsetGradient(c: Connections): Float32Array {
     if (c.row.length === 0) return new Float32Array(0);
     this.check(c);
-    return sddmm(c.row, c.col, this.deltaT, this.hT, this.count);
+    return sddmmGathered(c.row, c.col, this.deltaT, this.hT, this.count);
   }
 
   /**

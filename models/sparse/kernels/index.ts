@@ -54,6 +54,9 @@ interface KernelExports {
   denseDots(A: number, aoff: number, rows: number, B: number, boff: number, C: number, crs: number, cjs: number, len: number, j0: number, j1: number): void;
   attnForward(qkv: number, out: number, attn: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
   attnBackward(qkv: number, attn: number, dy: number, dqkv: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
+  biasRelu(y: number, bias: number, batch: number, relu: number, r0: number, r1: number): void;
+  reluGrad(g: number, x: number, i0: number, i1: number): void;
+  rowSums64(src: number, out: number, batch: number, r0: number, r1: number): void;
 }
 
 const PAGE = 65536;
@@ -65,6 +68,7 @@ const ALIGN = 64;
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
   OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18,
   OP_ATTN_FORWARD = 19, OP_ATTN_BACKWARD = 20, OP_DENSE_ROWS = 21, OP_DENSE_DOTS = 22;
+const OP_BIAS_RELU = 40, OP_RELU_GRAD = 41, OP_ROW_SUMS64 = 42; // 19-39: the conv kernels' codes
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -191,6 +195,9 @@ for (;;) {
         case ${OP_DENSE_DOTS}: k.denseDots(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_ATTN_FORWARD}: k.attnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], new Float32Array(J.buffer, 4 * (a+6), 1)[0], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_ATTN_BACKWARD}: k.attnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_BIAS_RELU}: k.biasRelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
+        case ${OP_RELU_GRAD}: k.reluGrad(J[a], J[a+1], J[a+2], J[a+3]); break;
+        case ${OP_ROW_SUMS64}: k.rowSums64(J[a], J[a+1], J[a+2], J[a+3], J[a+4]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -468,6 +475,9 @@ class Engine {
       case OP_DENSE_DOTS: k.denseDots(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_ATTN_FORWARD: k.attnForward(p[0], p[1], p[2], p[3], p[4], p[5], floatOfBits(p[6]), p[7], p[8], p[9]); break;
       case OP_ATTN_BACKWARD: k.attnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9], p[10]); break;
+      case OP_BIAS_RELU: k.biasRelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
+      case OP_RELU_GRAD: k.reluGrad(p[0], p[1], p[2], p[3]); break;
+      case OP_ROW_SUMS64: k.rowSums64(p[0], p[1], p[2], p[3], p[4]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -1070,9 +1080,106 @@ export function allocInt32(length: number): Int32Array {
   return e.i32(e.alloc(length * 4), length);
 }
 
+/** Whether an array is a view of the kernels' memory (kernels read it in place). */
+export function isResident(a: ArrayBufferView): boolean {
+  return E().resident(a);
+}
+
 /** Returns an array from allocFloat32/allocInt32 to the kernels' heap. */
 export function release(a: Float32Array | Int32Array): void {
   const e = E();
   if (!e.resident(a)) throw new Error('release: not an array of the kernels\' memory');
   e.release(a.byteOffset);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The elementwise parts of a csr MLP step on feature-major activations (rows x batch, resident)
+
+function residentOnly(a: Float32Array, what: string): void {
+  if (!E().resident(a)) throw new Error(`${what} must be an array of the kernels' memory`);
+}
+
+/** yT[r, :] += bias[r], then ReLU when asked, in place (yT resident, rows x batch). */
+export function biasRelu(yT: Float32Array, bias: Float32Array, rows: number, batch: number, relu: boolean): void {
+  checkInt(rows, 'biasRelu: rows'); checkInt(batch, 'biasRelu: batch');
+  need(yT, rows * batch, 'biasRelu: yT'); need(bias, rows, 'biasRelu: bias');
+  residentOnly(yT, 'biasRelu: yT');
+  const e = E();
+  const pb = e.input('bias', bias, rows);
+  const threads = e.fanout(rows * batch, PAR_MIN_ELEMS * 4);
+  const cuts = splitEven(0, rows, threads > 1 ? Math.min(rows, threads * 2) : 1, 1);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([yT.byteOffset, pb, batch, relu ? 1 : 0, cuts[t], cuts[t + 1]]);
+  e.run(OP_BIAS_RELU, chunks, threads);
+}
+
+/** g[i] *= (x[i] > 0 ? 1 : 0) for i < n, in place (both resident): the ReLU's gradient. */
+export function reluGrad(g: Float32Array, x: Float32Array, n: number): void {
+  checkInt(n, 'reluGrad: n');
+  need(g, n, 'reluGrad: g'); need(x, n, 'reluGrad: x');
+  residentOnly(g, 'reluGrad: g'); residentOnly(x, 'reluGrad: x');
+  const e = E();
+  const threads = e.fanout(n, PAR_MIN_ELEMS * 4);
+  const cuts = splitEven(0, n, threads > 1 ? threads * 2 : 1, 16);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([g.byteOffset, x.byteOffset, cuts[t], cuts[t + 1]]);
+  e.run(OP_RELU_GRAD, chunks, threads);
+}
+
+/** out[r] = Σ_b src[r, b], summed in float64 in batch order (src resident, rows x batch): a fresh array. */
+export function rowSums64(src: Float32Array, rows: number, batch: number): Float32Array {
+  checkInt(rows, 'rowSums64: rows'); checkInt(batch, 'rowSums64: batch');
+  need(src, rows * batch, 'rowSums64: src');
+  residentOnly(src, 'rowSums64: src');
+  const e = E();
+  const po = e.output('sums', undefined, rows, 'rowSums64');
+  const threads = e.fanout(rows * batch, PAR_MIN_ELEMS * 4);
+  const cuts = splitEven(0, rows, threads > 1 ? Math.min(rows, threads * 2) : 1, 1);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset, po, batch, cuts[t], cuts[t + 1]]);
+  e.run(OP_ROW_SUMS64, chunks, threads);
+  return e.result(po, undefined, rows);
+}
+
+/**
+ * The distinct values of `idx` (ascending) and each entry's position among them: the rows of a
+ * feature-major operand that a list of pairs touches, for staging just those rows.
+ */
+export function distinct(idx: Int32Array): { values: Int32Array; index: Int32Array } {
+  const sorted = Int32Array.from(idx).sort();
+  let n = 0;
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[n++] = sorted[i];
+  const values = sorted.slice(0, n);
+  const index = new Int32Array(idx.length);
+  for (let k = 0; k < idx.length; k++) {
+    let lo = 0, hi = n - 1;
+    const v = idx[k];
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (values[mid] < v) lo = mid + 1; else hi = mid; }
+    index[k] = lo;
+  }
+  return { values, index };
+}
+
+/** out[i, :] = src[rows[i], :] for a feature-major src of `batch` columns. */
+export function gatherRows(src: Float32Array, rows: Int32Array, batch: number, out: Float32Array): Float32Array {
+  need(out, rows.length * batch, 'gatherRows: out');
+  for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i] * batch, (rows[i] + 1) * batch), i * batch);
+  return out;
+}
+
+/**
+ * sddmm of operands that need not live in the kernels' memory (nor fit in it): only the rows the
+ * pairs touch are staged there, so the cost is O(|pairs| x batch) whatever the operands' size.
+ * Every output is the same dot product as sddmm's (bit for bit).
+ */
+export function sddmmGathered(row: Int32Array, col: Int32Array, aT: Float32Array, bT: Float32Array, batch: number): Float32Array {
+  const e = E();
+  if (e.resident(aT) && e.resident(bT)) return sddmm(row, col, aT, bT, batch);
+  need(col, row.length, 'sddmm: col');
+  const r = distinct(row), c = distinct(col);
+  const pa = e.scratchOff('gatherA', 4 * r.values.length * batch);
+  const a = gatherRows(aT, r.values, batch, e.f32(pa, r.values.length * batch));
+  const pb = e.scratchOff('gatherB', 4 * c.values.length * batch);
+  const b = gatherRows(bT, c.values, batch, e.f32(pb, c.values.length * batch));
+  return sddmm(r.index, c.index, a, b, batch);
 }

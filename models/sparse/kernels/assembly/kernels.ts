@@ -1241,3 +1241,60 @@ export function attnBackward(qkv: usize, attn: usize, dy: usize, dqkv: usize, T:
     copyRows(dbase + (<usize>((2 * H + h) * D) << 2), row, dv, T, D, true);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The elementwise parts of a csr MLP step, on feature-major activations (n x B), so that a chain of
+// csr linear layers keeps its activations in the kernels' layout from the first layer to the last.
+// Each gives the bits the tfjs ops they replace give (tf.relu, its gradient dy·step(x), the bias
+// add of the csr op, its row sums in float64).
+
+/** y[r, :] += bias[r] (skipped where bias[r] is ±0, as the JS loop did), then y = y > 0 ? y : +0 when relu; rows [r0, r1). */
+export function biasRelu(y: usize, bias: usize, batch: i32, relu: i32, r0: i32, r1: i32): void {
+  const nb = <usize>batch << 2;
+  const zero = f32x4.splat(0);
+  for (let r = <usize>r0; r < <usize>r1; r++) {
+    const p = y + r * nb;
+    const v = load<f32>(bias + (r << 2));
+    const vv = f32x4.splat(v);
+    const add = v != 0;
+    let o: usize = 0;
+    for (; o + 16 <= nb; o += 16) {
+      let t = v128.load(p + o);
+      if (add) t = f32x4.add(t, vv);
+      if (relu) t = v128.and(t, f32x4.gt(t, zero));
+      v128.store(p + o, t);
+    }
+    for (; o < nb; o += 4) {
+      let t = load<f32>(p + o);
+      if (add) t += v;
+      if (relu) t = t > 0 ? t : 0;
+      store<f32>(p + o, t);
+    }
+  }
+}
+
+/** g[i] = g[i] · (x[i] > 0 ? 1 : 0) for i in [i0, i1): the ReLU's gradient, as tfjs forms it (a negative g times 0 is -0). */
+export function reluGrad(g: usize, x: usize, i0: i32, i1: i32): void {
+  const zero = f32x4.splat(0);
+  let i = <usize>i0 << 2;
+  const e = <usize>i1 << 2;
+  for (; i + 16 <= e; i += 16) {
+    const t = v128.load(g + i);
+    v128.store(g + i, v128.bitselect(t, f32x4.mul(t, zero), f32x4.gt(v128.load(x + i), zero)));
+  }
+  for (; i < e; i += 4) {
+    const t = load<f32>(g + i);
+    store<f32>(g + i, load<f32>(x + i) > 0 ? t : t * 0);
+  }
+}
+
+/** out[r] = Σ_b src[r, b] summed in float64 in batch order, rounded once (the bias gradient); rows [r0, r1). */
+export function rowSums64(src: usize, out: usize, batch: i32, r0: i32, r1: i32): void {
+  const nb = <usize>batch << 2;
+  for (let r = <usize>r0; r < <usize>r1; r++) {
+    const p = src + r * nb;
+    let s: f64 = 0;
+    for (let o: usize = 0; o < nb; o += 4) s += <f64>load<f32>(p + o);
+    store<f32>(out + (r << 2), <f32>s);
+  }
+}
