@@ -11,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'csv-stringify/sync';
+import { sweepFromConfig } from '../harness/config.js';
+import { estimateRun } from '../harness/memory.js';
 
 export interface ScalingOptions {
   /** mlp: widths are hidden widths n; any other model: widths are its width multipliers, on CIFAR-shaped synthetic input */
@@ -40,6 +42,8 @@ export interface ScalingRow {
   step_ms: number | null;
   update_ms: number | null;
   peak_rss_mb: number | null;
+  /** the run's peak memory as estimated before it starts (harness/memory.ts), beside the measured peak */
+  estimate_mb: number | null;
   status: string;
 }
 
@@ -54,7 +58,7 @@ function totalParams(n: number): number {
 
 function point(o: ScalingOptions, method: string, width: number): ScalingRow {
   const mlp = o.model === 'mlp';
-  const base: ScalingRow = { method, format: o.format, width, active_params: null, total_params: mlp ? totalParams(width) : null, step_ms: null, update_ms: null, peak_rss_mb: null, status: '' };
+  const base: ScalingRow = { method, format: o.format, width, active_params: null, total_params: mlp ? totalParams(width) : null, step_ms: null, update_ms: null, peak_rss_mb: null, estimate_mb: null, status: '' };
   const denseGiB = (width * width * 4) / 2 ** 30;
   const format = method === 'dense' ? 'masked' : o.format;
   if (mlp && denseMemory.has(method) && denseGiB > o.maxDenseGiB) return { ...base, format, status: `skipped: ${denseGiB.toFixed(1)} GiB dense > ${o.maxDenseGiB}` };
@@ -68,17 +72,18 @@ function point(o: ScalingOptions, method: string, width: number): ScalingRow {
       model: mlp ? { name: 'mlp', hidden: [o.baseWidth, o.baseWidth], width: width / o.baseWidth } : { name: o.model, width },
       method,
       sparsity: { target: o.sparsity, holdActive: true, format, distribution: 'erdos-renyi' },
-      training: { epochs: 1, batchSize: 128, maxSteps: o.steps, lr: 0.01 },
+      training: { epochs: 1, batchSize: 128, evalBatchSize: 128, maxSteps: o.steps, lr: 0.01 },
       update: { delta: o.delta, end: 1 },
     };
     const file = path.join(dir, 'scaling.json');
     writeFileSync(file, JSON.stringify(config));
+    const estimate_mb = Math.round(estimateRun(sweepFromConfig(config, file, false).specs[0]).bytes / 2 ** 20);
     const r = spawnSync(process.execPath, [cli, 'run', file, '--out', path.join(dir, 'out'), '--backend', o.backend], {
       encoding: 'utf8', timeout: o.timeoutS * 1000, maxBuffer: 64 << 20,
     });
     if (r.status !== 0) {
       const why = r.error ? r.error.message : (r.stderr || r.stdout).trim().split('\n').pop();
-      return { ...base, format, status: `failed: ${why}` };
+      return { ...base, format, estimate_mb, status: `failed: ${why}` };
     }
     const csv = readFileSync(path.join(dir, 'out', 'results.csv'), 'utf8').trim().split('\n');
     const header = csv[0].split(',');
@@ -91,6 +96,7 @@ function point(o: ScalingOptions, method: string, width: number): ScalingRow {
       step_ms: get('step_ms'),
       update_ms: get('update_ms'),
       peak_rss_mb: get('peak_rss_mb'),
+      estimate_mb,
       status: row[header.indexOf('status')],
     };
   } finally {
@@ -118,7 +124,7 @@ export function benchScaling(o: ScalingOptions): ScalingRow[] {
       const r = point(o, method, width);
       rows.push(r);
       const f = (v: number | null) => (v === null ? '-' : v.toFixed(2));
-      o.log(`[${rows.length}/${total}] ${method} (${r.format}) n=${width}: step ${f(r.step_ms)} ms, update ${f(r.update_ms)} ms, peak RSS ${f(r.peak_rss_mb)} MB, active ${r.active_params ?? '-'} ${r.status === 'done' ? '' : r.status}`);
+      o.log(`[${rows.length}/${total}] ${method} (${r.format}) n=${width}: step ${f(r.step_ms)} ms, update ${f(r.update_ms)} ms, peak RSS ${f(r.peak_rss_mb)} MB (estimate ${r.estimate_mb ?? '-'} MB), active ${r.active_params ?? '-'} ${r.status === 'done' ? '' : r.status}`);
       if (o.out) writeFileSync(o.out, stringify(rows, { header: true }));
     }
   }

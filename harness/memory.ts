@@ -19,6 +19,11 @@
  * - activations: per sample the layer outputs (rows x p), kept for backward with their
  *   gradients and activation functions: 4 x 4 bytes each, times the training batch; evaluation
  *   the same forward at its own batch without the backward.
+ * - an MLP in csr (one chain op, models/sparse/csr-chain.ts) keeps its activations outside tfjs'
+ *   tensors: each layer's input and two gradient buffers, 2 x 4 bytes per unit and sample at the
+ *   larger of the two batches, plus, when the method probes, the probe record of every layer
+ *   (its input and output gradient over the update batch); only the input batch and the logits
+ *   are tensors. Activations too large for the kernels' memory live outside it (plain arrays).
  * - the process itself (Node, tfjs, the WebAssembly modules) and the dataset's float arrays.
  * It is meant to be within a factor 1.5 of the measured peak RSS (test/memory.test.ts checks it).
  */
@@ -58,6 +63,10 @@ export interface MemoryInput {
   features: number;
   samples: number;
   method: { sparse: boolean; alwaysSparse: boolean; startsDense: boolean };
+  /** the layers run as one csr chain op (an MLP in csr): activations outside the tensors */
+  chain?: boolean;
+  /** rows of the update batch a probing method records (0: it does not probe) */
+  probeRows?: number;
 }
 
 /** The peak memory of a run described by its layer shapes, format, batch and method. */
@@ -70,10 +79,14 @@ export function estimatePeakBytes(m: MemoryInput): MemoryEstimate {
   // RigL-like: the dense gradient at an update
   const method = m.method.sparse && !m.method.alwaysSparse && !m.method.startsDense ? F32 * total : 0;
   const perSample = m.layers.reduce((a, l) => a + l.rows * l.positions, 0) + m.features;
-  const activations = Math.max(4 * F32 * perSample * m.batch, 2 * F32 * perSample * m.evalBatch);
+  const probe = F32 * (m.probeRows ?? 0) * m.layers.reduce((a, l) => a + l.rows + l.cols, 0);
+  const activations = m.chain
+    ? 2 * F32 * perSample * Math.max(m.batch, m.evalBatch) + probe
+    : Math.max(4 * F32 * perSample * m.batch, 2 * F32 * perSample * m.evalBatch);
   const data = F32 * m.features * m.samples;
-  const tensorBytes = weights + method + activations;
-  return { bytes: PROCESS_BYTES + data + tensorBytes, tensorBytes, parts: { process: PROCESS_BYTES, data, weights, method, activations } };
+  const ends = m.chain ? 4 * F32 * (m.features + m.layers[m.layers.length - 1].rows) * Math.max(m.batch, m.evalBatch) : activations;
+  const tensorBytes = weights + method + ends;
+  return { bytes: PROCESS_BYTES + data + weights + method + activations, tensorBytes, parts: { process: PROCESS_BYTES, data, weights, method, activations } };
 }
 
 /** The estimate for a resolved run spec. */
@@ -95,6 +108,8 @@ export function estimateRun(spec: RunSpec): MemoryEstimate {
     features: featureSize(shape.inputShape),
     samples: shape.samples,
     method: { sparse: method.sparse, alwaysSparse: method.alwaysSparse, startsDense: method.startsDense(spec.method as never) },
+    chain: spec.model.name === 'mlp' && spec.sparsity.format === 'csr' && method.sparse,
+    probeRows: method.updates && spec.update ? spec.update.samplesPerClass * shape.classes : 0,
   });
 }
 
