@@ -1288,10 +1288,27 @@ export function reluGrad(g: usize, x: usize, i0: i32, i1: i32): void {
   }
 }
 
-/** out[r] = Σ_b src[r, b] summed in float64 in batch order, rounded once (the bias gradient); rows [r0, r1). */
+/**
+ * out[r] = Σ_b src[r, b] summed in float64 in batch order, rounded once (the bias gradient); rows
+ * [r0, r1). Two rows share a float64x2 accumulator (one lane each, so each row's sum is the same
+ * sequence of additions) and two such pairs run side by side, to hide the latency of the chain.
+ */
 export function rowSums64(src: usize, out: usize, batch: i32, r0: i32, r1: i32): void {
   const nb = <usize>batch << 2;
-  for (let r = <usize>r0; r < <usize>r1; r++) {
+  let r = <usize>r0;
+  for (; r + 4 <= <usize>r1; r += 4) {
+    const p = src + r * nb;
+    let s01 = f64x2.splat(0), s23 = f64x2.splat(0);
+    for (let o: usize = 0; o < nb; o += 4) {
+      s01 = f64x2.add(s01, f64x2(<f64>load<f32>(p + o), <f64>load<f32>(p + nb + o)));
+      s23 = f64x2.add(s23, f64x2(<f64>load<f32>(p + 2 * nb + o), <f64>load<f32>(p + 3 * nb + o)));
+    }
+    store<f32>(out + (r << 2), <f32>f64x2.extract_lane(s01, 0));
+    store<f32>(out + (r << 2), <f32>f64x2.extract_lane(s01, 1), 4);
+    store<f32>(out + (r << 2), <f32>f64x2.extract_lane(s23, 0), 8);
+    store<f32>(out + (r << 2), <f32>f64x2.extract_lane(s23, 1), 12);
+  }
+  for (; r < <usize>r1; r++) {
     const p = src + r * nb;
     let s: f64 = 0;
     for (let o: usize = 0; o < nb; o += 4) s += <f64>load<f32>(p + o);
