@@ -147,16 +147,18 @@ export class CsrChain {
     const last = this.layers[L - 1];
     let g = this.grad(L % 2, last.rows * B);
     K.transpose(readFloats(dy), B, last.rows, g);
+    let sums: Float32Array | null = null;
     for (let l = L - 1; l >= 0; l--) {
       const layer = this.layers[l];
       const o = ops[l];
       const h = this.acts[l]!.subarray(0, layer.cols * B);
       layer.probeBackward(h, g, B);
-      const dbias = K.isResident(g) ? K.rowSums64(g, layer.rows, B) : rowSums(g, layer.rows, B);
+      const dbias = sums ?? (K.isResident(g) ? K.rowSums64(g, layer.rows, B) : rowSums(g, layer.rows, B));
       const dx = this.grad(l % 2, layer.cols * B);
-      const dv = this.backwardLayer(l, o, g, h, dx, B, l > 0);
-      out[1 + 2 * l] = tensorOf(dv, [dv.length]);
+      const r = this.backwardLayer(l, o, g, h, dx, B, l > 0);
+      out[1 + 2 * l] = tensorOf(r.dv, [r.dv.length]);
       out[2 + 2 * l] = tf.tensor1d(dbias);
+      sums = r.sums;
       g = dx;
     }
     const first = this.layers[0];
@@ -166,15 +168,16 @@ export class CsrChain {
 
   /**
    * The value gradient (a view of scratch, consumed at once) and dx = Wᵀ·g, masked by the ReLU
-   * of the layer below when `relu` (its output h > 0), into `dx`.
+   * of the layer below when `relu` (its output h > 0), into `dx`; on the outside path also the row
+   * sums of dx (the bias gradient of the layer below), from its touched rows (the others are 0).
    */
-  private backwardLayer(l: number, o: ReturnType<CsrLayer['operands']>, g: Float32Array, h: Float32Array, dx: Float32Array, B: number, relu: boolean): Float32Array {
+  private backwardLayer(l: number, o: ReturnType<CsrLayer['operands']>, g: Float32Array, h: Float32Array, dx: Float32Array, B: number, relu: boolean): { dv: Float32Array; sums: Float32Array | null } {
     const { csr } = o;
     if (K.isResident(g) && K.isResident(h) && K.isResident(dx)) {
       const dv = K.sddmm(o.rowIdx, csr.colIdx, g, h, B, scratch('dv', o.rowIdx.length));
       K.spmmT(csr, g, B, dx);
       if (relu) K.reluGrad(dx, h, csr.cols * B);
-      return dv;
+      return { dv, sums: null };
     }
     // only the rows the connections touch: g's non-empty rows, h's (and dx's) touched columns
     const t = this.touch(l, o);
@@ -190,7 +193,11 @@ export class CsrChain {
     if (relu) K.reluGrad(dxU, hU, t.cols.length * B);
     dx.fill(0);
     for (let u = 0; u < t.cols.length; u++) dx.set(dxU.subarray(u * B, (u + 1) * B), t.cols[u] * B);
-    return dv;
+    if (!relu) return { dv, sums: null };
+    const sums = new Float32Array(csr.cols);
+    const touched = K.rowSums64(dxU, t.cols.length, B);
+    for (let u = 0; u < t.cols.length; u++) sums[t.cols[u]] = touched[u];
+    return { dv, sums };
   }
 
   /** layer l's touched rows and columns for its current structure */
