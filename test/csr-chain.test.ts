@@ -58,11 +58,10 @@ function run(layers: CsrLayer[], x: tf.Tensor2D, labels: tf.Tensor, forward: (x:
   return out;
 }
 
-test('an MLP of csr layers as one chain op gives the per-layer path\'s numbers bit for bit, resident and outside the kernels\' memory', async () => {
+for (const [density, sizes] of [[0.15, [37, 61, 130, 10]], [0.01, [37, 61, 400, 10]]] as const) test(`an MLP of csr layers (density ${density}) as one chain op gives the per-layer path's numbers bit for bit, resident and outside the kernels' memory`, async () => {
   await selectBackend('wasm');
   const rng = new Rng(16);
-  const sizes = [37, 61, 130, 10];
-  const layers = sizes.slice(1).map((rows, i) => randomLayer(`fc${i + 1}`, rows, sizes[i], 0.15, rng));
+  const layers = sizes.slice(1).map((rows, i) => randomLayer(`fc${i + 1}`, rows, sizes[i], density, rng));
   const B = 20;
   const x = tf.tensor2d(Float32Array.from({ length: B * sizes[0] }, () => rng.uniform(-1, 1)), [B, sizes[0]]);
   const labels = tf.oneHot(tf.tensor1d(Int32Array.from({ length: B }, () => rng.int(10)), 'int32'), 10);

@@ -168,19 +168,21 @@ export class CsrChain {
 
   /**
    * The value gradient (a view of scratch, consumed at once) and dx = Wᵀ·g, masked by the ReLU
-   * of the layer below when `relu` (its output h > 0), into `dx`; on the outside path also the row
-   * sums of dx (the bias gradient of the layer below), from its touched rows (the others are 0).
+   * of the layer below when `relu` (its output h > 0), into `dx`; on the touched-rows path also
+   * the row sums of dx (the bias gradient of the layer below), from its touched rows.
    */
   private backwardLayer(l: number, o: ReturnType<CsrLayer['operands']>, g: Float32Array, h: Float32Array, dx: Float32Array, B: number, relu: boolean): { dv: Float32Array; sums: Float32Array | null } {
     const { csr } = o;
-    if (K.isResident(g) && K.isResident(h) && K.isResident(dx)) {
+    const t = this.touch(l, o);
+    if (K.isResident(g) && K.isResident(h) && K.isResident(dx) && 8 * t.cols.length > csr.cols) {
       const dv = K.sddmm(o.rowIdx, csr.colIdx, g, h, B, scratch('dv', o.rowIdx.length));
       K.spmmT(csr, g, B, dx);
       if (relu) K.reluGrad(dx, h, csr.cols * B);
       return { dv, sums: null };
     }
-    // only the rows the connections touch: g's non-empty rows, h's (and dx's) touched columns
-    const t = this.touch(l, o);
+    // only the rows the connections touch (an activation outside the kernels' memory, or a wide
+    // layer whose connections touch few of its inputs): g's non-empty rows, h's (and dx's) touched
+    // columns; the other rows of dx are 0
     const hU = K.isResident(h) ? this.stage(l, h, t.cols, B) : this.staged[l]!.subarray(0, t.cols.length * B);
     let rowsOf: K.Csr = csr, gR = g, rowIdx = o.rowIdx;
     if (!K.isResident(g)) {
