@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { sweepFromConfig } from '../harness/config.js';
 import { estimateRun } from '../harness/memory.js';
@@ -85,10 +86,9 @@ function point(o: ScalingOptions, method: string, width: number): ScalingRow {
       const why = r.error ? r.error.message : (r.stderr || r.stdout).trim().split('\n').pop();
       return { ...base, format, estimate_mb, status: `failed: ${why}` };
     }
-    const csv = readFileSync(path.join(dir, 'out', 'results.csv'), 'utf8').trim().split('\n');
-    const header = csv[0].split(',');
-    const row = csv[1].split(',');
-    const get = (k: string) => { const v = row[header.indexOf(k)]; return v === '' || v === undefined ? null : Number(v); };
+    // results.csv quotes fields that hold commas (a method's variant): parse it as CSV
+    const [row] = parse(readFileSync(path.join(dir, 'out', 'results.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+    const get = (k: string) => { const v = row[k]; return v === '' || v === undefined ? null : Number(v); };
     return {
       ...base, format,
       active_params: get('active_params'),
@@ -97,7 +97,7 @@ function point(o: ScalingOptions, method: string, width: number): ScalingRow {
       update_ms: get('update_ms'),
       peak_rss_mb: get('peak_rss_mb'),
       estimate_mb,
-      status: row[header.indexOf('status')],
+      status: row.status,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -153,3 +153,18 @@ test('bench scaling with too few steps for an update says so instead of printing
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /note: --steps 3 is not more than --delta 5: no prune-grow update runs, so gse get no update time/);
 });
+
+test('bench scaling writes each point\'s numbers from its run (parsed as CSV) with the memory estimate beside the measured peak', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sparsebench-scaling-csv-'));
+  const out = path.join(dir, 'scaling.csv');
+  const r = runCli(['bench', 'scaling', '--methods', 'gse', '--widths', '64', '--base-width', '64', '--steps', '6', '--delta', '3', '--backend', 'cpu', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const [header, line] = readFileSync(out, 'utf8').trim().split('\n');
+  const row = Object.fromEntries(header.split(',').map((k, i) => [k, line.split(',')[i]]));
+  assert.equal(row.status, 'done');
+  assert.equal(Number(row.total_params), 784 * 64 + 64 * 64 + 64 * 10);
+  assert.ok(Number(row.active_params) > 0 && Number(row.active_params) < 0.05 * Number(row.total_params), `active ${row.active_params}`);
+  assert.ok(Number(row.peak_rss_mb) > 50 && Number(row.estimate_mb) > 50, `peak ${row.peak_rss_mb} MB, estimate ${row.estimate_mb} MB`);
+  assert.ok(Number(row.update_ms) > 0 && Number(row.step_ms) > 0);
+  assert.match(r.stdout, /peak RSS \d+\.\d\d MB \(estimate \d+ MB\)/);
+});
