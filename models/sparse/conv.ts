@@ -40,14 +40,24 @@ export interface ConvPlan {
   inSpans: number[];
 }
 
-/** Per image, [first, last + 1) of the rows x cols block at (top, left) of each hg x wg image, or [0, len) when that saves under a tenth. */
+/**
+ * Per image, [first, last + 1) of the rows x cols block at (top, left) of each hg x wg image,
+ * rounded up to whole SIMD blocks of SPAN_BLOCK positions (a shorter piece runs one lane at a
+ * time), or [0, len) when that saves under a tenth.
+ */
 function imageSpans(n: number, hg: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
-  const first = top * wg + left, span = (rows - 1) * wg + cols;
+  const first = top * wg + left;
+  const span = Math.ceil(((rows - 1) * wg + cols) / SPAN_BLOCK) * SPAN_BLOCK;
   if (rows <= 0 || cols <= 0 || n * span > 0.9 * len) return [0, len];
   const out: number[] = [];
-  for (let b = 0; b < n; b++) out.push(b * hg * wg + first, b * hg * wg + first + span);
+  for (let b = 0; b < n; b++) {
+    const start = b * hg * wg + first, end = Math.min(len, start + span);
+    if (out.length && out[out.length - 1] >= start) out[out.length - 1] = end; // overlaps the previous image's
+    else out.push(start, end);
+  }
   return out;
 }
+const SPAN_BLOCK = 8;
 
 export function convPlan(shape: LayerShape, inputShape: readonly number[]): ConvPlan {
   const conv = shape.conv;
