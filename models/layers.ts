@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../harness/rng.js';
 import type { Model } from './model.js';
 import { fit } from './sparse/conv.js';
-import { readFloats, tensorOf } from './sparse/csr.js';
+import { readFloats, scratchCopy, tensorOf } from './sparse/csr.js';
 import * as K from './sparse/kernels/index.js';
 import type { Param, SparseLayer } from './sparse/types.js';
 
@@ -288,18 +288,10 @@ export const gelu: (x: tf.Tensor) => tf.Tensor = customOp((x: tf.Tensor, save: t
   // kept for a backward pass that never comes would leak
   save([x]);
   return {
-    value: tensorOf(K.geluOf(kernelCopy(x), x.size), x.shape),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tensorOf(K.geluOf(kernelCopy(saved[0]), x.size, readFloats(dy)), x.shape)],
+    value: tensorOf(K.geluOf(scratchCopy('geluX', readFloats(x), x.size), x.size), x.shape),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tensorOf(K.geluOf(scratchCopy('geluX', readFloats(saved[0]), x.size), x.size, readFloats(dy)), x.shape)],
   };
 });
-
-/** A tensor's floats copied into the kernels' memory (a scratch buffer, valid until the next such copy). */
-function kernelCopy(t: tf.Tensor): Float32Array {
-  const buf = (geluInput = fit(geluInput, t.size)).subarray(0, t.size);
-  buf.set(readFloats(t));
-  return buf;
-}
-let geluInput: Float32Array | null = null;
 
 const attentionOps = new Map<string, CustomOp>();
 

@@ -555,3 +555,10 @@ export function scratch(name: string, len: number): Float32Array {
   }
   return a.subarray(0, len);
 }
+
+/** The first len floats of a copied into scratch `name` (valid until the next use of that name). */
+export function scratchCopy(name: string, a: Float32Array, len: number): Float32Array {
+  const r = scratch(name, len);
+  r.set(a.subarray(0, len));
+  return r;
+}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConvProbeRecord, DenseConv, packInput, packOutputGrad, planeBuffers } from './conv.js';
-import { readFloats, scratch, tensorOf } from './csr.js';
+import { readFloats, scratch, scratchCopy, tensorOf } from './csr.js';
 import * as K from './kernels/index.js';
 import { binaryOp } from './op.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
@@ -66,7 +66,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     return binaryOp((x, w, save) => {
       save([x]);
       const batch = x.shape[0];
-      const wk = resident('maskedW', readFloats(w), cols * rows);
+      const wk = scratchCopy('maskedW', readFloats(w), cols * rows);
       const y = K.denseRows(readFloats(x), cols, 1, strideOffsets(cols, rows), cols, batch, wk, rows, scratch('out', batch * rows), rows);
       return {
         value: tensorOf(y, [batch, rows]),
@@ -76,7 +76,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
           // every view of tfjs's heap is used before a tensor is made (a new tensor may grow the heap)
           const x = readFloats(xs), d = readFloats(dy);
           // dW[k, r] = Σ_b x[b, k] · dy[b, r]: rows k of xᵀ (read strided from x) times rows b of dy
-          const dk = resident('maskedDy', d, batch * rows);
+          const dk = scratchCopy('maskedDy', d, batch * rows);
           const dwv = K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('maskedDw', cols * rows), rows);
           // dx = dy · Wᵀ
           const wt = K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols));
@@ -291,13 +291,6 @@ export function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry):
   const dp = padOrCrop(d, g.kh - 1 - g.top, g.h + g.top - g.ho * s, g.kw - 1 - g.left, g.w + g.left - g.wo * s);
   const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
   return tf.conv2d(dp, flipped, 1, 'valid');
-}
-
-/** A copy of a in the kernels' memory (scratch `name`, valid until the next use of that name). */
-function resident(name: string, a: Float32Array, len: number): Float32Array {
-  const r = scratch(name, len);
-  r.set(a.subarray(0, len));
-  return r;
 }
 
 const offsetTables = new Map<string, Int32Array>();
