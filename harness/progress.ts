@@ -6,7 +6,7 @@ export type WorkerEvent =
   | { type: 'start'; id: string; resumed?: { epoch: number; step: number }; tookOver?: string }
   | { type: 'step'; id: string; step: number; total: number; loss: number }
   | { type: 'epoch'; id: string; m: EpochMetrics }
-  | { type: 'end'; id: string; status: RunStatus | 'interrupted' | 'lost'; test_accuracy?: number; error?: string; wall_s?: number; diverged_step?: number; step?: number }
+  | { type: 'end'; id: string; status: RunStatus | 'interrupted' | 'lost'; test_accuracy?: number; error?: string; wall_s?: number; diverged_step?: number; step?: number; emptyLayers?: string[] }
   | { type: 'busy'; id: string; holder: string; host?: string; pid?: number }
   | { type: 'note'; text: string };
 
@@ -135,6 +135,8 @@ export class Progress {
         this.counts[e.status]++;
         let what: string = e.status;
         if (e.status === 'done') what += ` test_acc ${(e.test_accuracy ?? NaN).toFixed(4)}`;
+        // a method may prune a layer away (SynFlow on the ViT's patch embedding): the run is valid, but say so
+        if (e.emptyLayers?.length) what += `; layers pruned to no connections: ${e.emptyLayers.join(', ')}`;
         if (e.status === 'diverged') what += ` at step ${e.diverged_step}`;
         if (e.status === 'failed') what += `: ${e.error}`;
         if (e.status === 'interrupted') what += ` at step ${e.step} (checkpointed)`;

@@ -91,7 +91,7 @@ export async function executeRun(folder: RunFolder, lock: Lock, o: WorkOptions, 
     const result: RunResult = { run_id: id, ...summary, backend: o.backend, finished: new Date().toISOString() };
     lock.assertHeld();
     folder.finish(result);
-    o.emit({ type: 'end', id, status: result.status, test_accuracy: result.test_accuracy, wall_s: result.wall_s, diverged_step: result.diverged_step });
+    o.emit({ type: 'end', id, status: result.status, test_accuracy: result.test_accuracy, wall_s: result.wall_s, diverged_step: result.diverged_step, emptyLayers: (result.layers ?? []).filter((l) => l.active === 0).map((l) => l.name) });
     return result.status;
   } catch (e) {
     if (e instanceof LockLost || lock.isLost()) {

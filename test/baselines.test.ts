@@ -189,6 +189,28 @@ test('every method ends at exactly the target count (global and local, both form
   }
 });
 
+test('SynFlow on a ViT: the all-ones input scores every patch weight 0 (the patch LayerNorm maps a constant patch to 0), so the patch embedding is pruned first; the run finishes', async () => {
+  const spec = specOf({
+    seed: 5,
+    dataset: { name: 'synthetic', shape: '8x8x3', classes: 3, trainSamples: 24, testSamples: 12, seed: 4 },
+    model: { name: 'vit', dim: 16, depth: 1, heads: 2, dimHead: 8, mlp: 16, patch: 4 },
+    method: { name: 'synflow', iterations: 3 },
+    sparsity: { target: 0.8, format: 'csr' },
+    training: { epochs: 1, batchSize: 12, lr: 0.01 },
+  });
+  const { model, data, train } = prepareRun(spec, {});
+  const probe = initProbe(model, data, train, undefined, new Rng(1));
+  const { scores } = synflowScores({ layers: model.layers, probe });
+  probe.release();
+  const names = model.layers.map((l) => l.name);
+  assert.ok(scores[names.indexOf('patch')].every((v) => v === 0), 'patch scores all 0');
+  assert.ok(scores.every((s, i) => names[i] === 'patch' || s.some((v) => v > 0)), 'every other layer has positive scores');
+  model.dispose();
+  const r = await trainRun(spec, {});
+  assert.equal(r.status, 'done');
+  assert.equal(r.layers.find((l) => l.name === 'patch')!.active, 0);
+});
+
 test('lottery budget: rate of the remaining per round, never below the target, null at the target', () => {
   assert.deepEqual(lotteryKeep([1000], [100], true, 0.2), [800]);
   assert.deepEqual(lotteryKeep([120], [100], true, 0.2), [100]);

@@ -97,8 +97,6 @@ for (const [backend, [label, model, shape]] of [...MODELS.map((m) => ['wasm', m]
     let checked = 0, differing = 0;
     const allowance = (moved: number) => (label === 'vgg16' ? Math.floor(VGG_NEAR_TIES * moved) : 0);
     for (const method of METHODS) {
-      // a tiny ViT's SynFlow pass overflows float32 whatever its scaling (not a format question)
-      if (label === 'vit' && method.name === 'synflow') continue;
       const what = `${label} ${JSON.stringify(method)}`;
       const a = await record(model, shape, method, 'masked');
       const b = await record(model, shape, method, 'csr');

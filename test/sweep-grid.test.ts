@@ -254,8 +254,8 @@ test('progress: plain lines off a TTY, a block redrawn in place on one', async (
   t.event(1, { type: 'step', id: 'aaaaaaaaaaaa', step: 3, total: 4, loss: 0.5 });
   await new Promise((r) => setTimeout(r, 150));
   assert.match(screen, /round 3 epoch 2\/2 step 3\/4 loss 0\.5000/, 'a multi-round run shows its round');
-  t.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1 });
+  t.event(1, { type: 'end', id: 'aaaaaaaaaaaa', status: 'done', test_accuracy: 0.5, wall_s: 1, emptyLayers: ['patch', 'fc1'] });
   t.close();
   assert.match(screen, /\x1b\[\d+F\x1b\[J/, 'redrawn in place');
-  assert.match(screen, /\[1\/1\] static \[aaaaaaaaaaaa\] done test_acc 0\.5000/);
+  assert.match(screen, /\[1\/1\] static \[aaaaaaaaaaaa\] done test_acc 0\.5000; layers pruned to no connections: patch, fc1 \(1\.0s\)/);
 });
