@@ -15,6 +15,12 @@
  * harness rescales input and objective by powers of two, which changes no decision. With biases
  * "abs" (default, the authors' code) a non-finite R is an error, never scored.
  *
+ * On a ViT the all-ones input is constant on every patch, and the patch LayerNorm maps a constant
+ * patch to 0: every patch-embedding weight scores exactly 0 and is pruned first, so the patch layer
+ * ends with no connections (layer collapse, which the authors' float64 code would reproduce; the
+ * run's done line names the layer). Homogeneity, on which SynFlow's conservation argument rests,
+ * does not hold through a normalisation of the input.
+ *
  * Scope global (the paper's default) ranks every layer together; local keeps each layer's
  * sparse-initialisation count (and prunes each layer on its own exponential schedule). Equal
  * scores: lowest (layer, row, col) pruned first. Not always sparse: it starts dense and scores
