@@ -103,6 +103,9 @@ const cases: Case[] = [
   { n: 3, h: 2, w: 2, c: 8, o: 4, kh: 3, kw: 3, stride: 1, padding: 'same', density: 0.5 },
   // several position blocks of the kernels and work split over two threads
   { n: 4, h: 32, w: 32, c: 16, o: 16, kh: 3, kw: 3, stride: 1, padding: 'same', density: 0.3 },
+  // batch and channels in fours (the packing's SIMD path) on stride phases and a 2x2 map
+  { n: 8, h: 9, w: 7, c: 4, o: 8, kh: 3, kw: 3, stride: 2, padding: 'same', density: 0.5 },
+  { n: 8, h: 2, w: 2, c: 8, o: 8, kh: 3, kw: 3, stride: 1, padding: 'same', density: 0.5 },
 ];
 
 for (const backend of ['wasm', 'cpu']) {

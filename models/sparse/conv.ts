@@ -4,12 +4,15 @@ import type { Probe } from './probe.js';
 
 /**
  * A convolution lowered onto "planes" (see kernels/assembly/kernels.ts): the input batch stored
- * channel-major, one plane per (stride phase, channel) holding every image on a padded hg x wg
- * grid. A connection (out channel r, column j = (ky·kw + kx)·C + c) then reads its input plane at
- * one fixed shift, so forward, input gradient and weight gradient are the sparse gather and the
- * offset SDDMM of the kernels, over all n·hg·wg grid positions at once — no im2col, and memory
- * linear in the active connections. Output positions live on the same grid; the grid's right and
- * bottom margins are computed and never read, and in an output gradient they hold zeros.
+ * channel-major, one plane per (stride phase, channel) holding the whole batch on one padded
+ * hg x wg grid with the images innermost (position (gy·wg + gx)·n + image). A connection (out
+ * channel r, column j = (ky·kw + kx)·C + c) then reads its input plane at one fixed shift
+ * ((ky·wg + kx)·n), so forward, input gradient and weight gradient are the sparse gather and the
+ * offset SDDMM of the kernels, over all grid positions at once — no im2col, and memory linear in
+ * the active connections. Output positions live on the same grid; its margins (padding columns
+ * and rows) are not computed where spans skip them, never read, and hold zeros in an output
+ * gradient. With the batch innermost a grid row of outputs is wo·n contiguous positions, so the
+ * spans cover exactly the valid outputs in long runs, however small the map.
  *
  * Strides: a stride-s convolution splits the padded input into s² phase planes, where it becomes a
  * stride-1 convolution (tap (ky, kx) reads phase (ky mod s, kx mod s) at shift (ky div s, kx div s)).
@@ -32,31 +35,31 @@ export interface ConvPlan {
   count: number;
   /**
    * Grid positions worth computing, as [start, end) pairs: of the output (< outLength) and of the
-   * input (< length; what an input gradient needs). Per image from its first to its last valid
-   * position where that skips over a quarter of the grid (small maps: a 2x2 output on a 4x4 grid),
-   * else the whole range.
+   * input (< length; what an input gradient needs): per grid row, its run of valid positions,
+   * where that skips over an eighth of the grid, else the whole range.
    */
   outSpans: number[];
   inSpans: number[];
 }
 
 /**
- * Per image, [first, last + 1) of the rows x cols block at (top, left) of each hg x wg image,
- * rounded up to whole SIMD blocks of SPAN_BLOCK positions (a shorter piece runs one lane at a
- * time), or [0, len) when that saves under a quarter (shorter passes cost the sparse gather more
- * per connection than the skipped positions save).
+ * Per grid row gy in [top, top + rows), positions [(gy·wg + left)·n, (gy·wg + left + cols)·n),
+ * ends rounded up to whole SIMD blocks of SPAN_BLOCK positions (a shorter piece runs one lane at
+ * a time) and merged where they meet; or [0, len) when that saves under an eighth.
  */
-function imageSpans(n: number, hg: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
-  const first = top * wg + left;
-  const span = Math.ceil(((rows - 1) * wg + cols) / SPAN_BLOCK) * SPAN_BLOCK;
-  if (rows <= 0 || cols <= 0 || n * span > 0.75 * len) return [0, len];
+function rowSpans(n: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
+  if (rows <= 0 || cols <= 0) return [0, len];
   const out: number[] = [];
-  for (let b = 0; b < n; b++) {
-    const start = b * hg * wg + first, end = Math.min(len, start + span);
-    if (out.length && out[out.length - 1] >= start) out[out.length - 1] = end; // overlaps the previous image's
+  for (let gy = top; gy < top + rows; gy++) {
+    const start = (gy * wg + left) * n;
+    const end = Math.min(len, Math.ceil(((gy * wg + left + cols) * n) / SPAN_BLOCK) * SPAN_BLOCK);
+    if (start >= end) break;
+    if (out.length && out[out.length - 1] >= start) out[out.length - 1] = end;
     else out.push(start, end);
   }
-  return out;
+  let total = 0;
+  for (let i = 0; i < out.length; i += 2) total += out[i + 1] - out[i];
+  return total > 0.875 * len ? [0, len] : out;
 }
 const SPAN_BLOCK = 8;
 
@@ -78,17 +81,17 @@ export function convPlan(shape: LayerShape, inputShape: readonly number[]): Conv
   const hg = ho - 1 + Math.ceil(kh / s);
   const wg = wo - 1 + Math.ceil(kw / s);
   const length = n * hg * wg;
-  const maxShift = Math.floor((kh - 1) / s) * wg + Math.floor((kw - 1) / s);
+  const maxShift = (Math.floor((kh - 1) / s) * wg + Math.floor((kw - 1) / s)) * n;
   if ((s * s * c + 1) * (length + maxShift) >= 2 ** 31 || (shape.rows + 1) * (length + maxShift) >= 2 ** 31) {
     throw new Error(`${shape.name}: a batch of ${n} inputs ${h}x${w}x${c} is too large for the conv kernels (2^31 floats)`);
   }
   // the input pixels on the grid (stride 1; a strided input is spread over phase planes: all of it)
-  const inSpans = s === 1 ? imageSpans(n, hg, wg, top, left, Math.min(h, hg - top), Math.min(w, wg - left), length) : [0, length];
+  const inSpans = s === 1 ? rowSpans(n, wg, top, left, Math.min(h, hg - top), Math.min(w, wg - left), length) : [0, length];
   return {
     input: { n, h, w, c, s, top, left, hg, wg },
     output: { n, h: ho, w: wo, c: shape.rows, s: 1, top: 0, left: 0, hg, wg },
     ho, wo, length, maxShift, outLength: length - maxShift, gradStride: maxShift + length, count: n * ho * wo,
-    outSpans: imageSpans(n, hg, wg, 0, 0, ho, wo, length - maxShift), inSpans,
+    outSpans: rowSpans(n, wg, 0, 0, ho, wo, length - maxShift), inSpans,
   };
 }
 
@@ -105,7 +108,7 @@ export function columnOffsets(shape: LayerShape, p: ConvPlan): Int32Array {
   for (let ky = 0, j = 0; ky < kh; ky++) {
     for (let kx = 0; kx < kw; kx++) {
       const plane = ((ky % s) * s + (kx % s)) * c;
-      const shift = Math.floor(ky / s) * p.input.wg + Math.floor(kx / s);
+      const shift = (Math.floor(ky / s) * p.input.wg + Math.floor(kx / s)) * p.input.n;
       for (let ch = 0; ch < c; ch++, j++) out[j] = (plane + ch) * p.length + shift;
     }
   }
@@ -219,17 +222,16 @@ export class ConvProbeRecord implements Probe {
     return { in: inSums, out: outSums };
   }
 
-  /** Σ |a[base + p]| over the valid output positions p, or |Σ s_i a[base + p_i]| with signs */
+  /** Σ |a[base + p]| over the valid output positions p, or |Σ s_i a[base + p_i]| with signs (i in patch order n, y, x) */
   private validSum(a: Float32Array, base: number, signs?: Float32Array): number {
-    const { n, hg, wg } = this.plan.output;
+    const { n, wg } = this.plan.output;
     const { ho, wo } = this.plan;
     let s = 0;
-    let i = 0;
-    for (let b = 0; b < n; b++) {
+    for (let b = 0, i = 0; b < n; b++) {
       for (let y = 0; y < ho; y++) {
-        const o = base + (b * hg + y) * wg;
-        if (signs) for (let x = 0; x < wo; x++, i++) s += signs[i] * a[o + x];
-        else for (let x = 0; x < wo; x++) s += Math.abs(a[o + x]);
+        const o = base + y * wg * n + b;
+        if (signs) for (let x = 0; x < wo; x++, i++) s += signs[i] * a[o + x * n];
+        else for (let x = 0; x < wo; x++) s += Math.abs(a[o + x * n]);
       }
     }
     return signs ? Math.abs(s) : s;
@@ -288,7 +290,7 @@ export class DenseConv {
         for (let ky = py; ky < kh; ky += s) {
           for (let kx = px; kx < kw; kx += s) {
             columns.push((ky * kw + kx) * c);
-            shifts.push(Math.floor(ky / s) * p.input.wg + Math.floor(kx / s));
+            shifts.push((Math.floor(ky / s) * p.input.wg + Math.floor(kx / s)) * p.input.n);
           }
         }
         const offsets = new Int32Array(this.shape.rows * columns.length);

@@ -39,8 +39,8 @@ interface KernelExports {
   transpose(src: number, dst: number, rows: number, cols: number, c0: number, c1: number): void;
   convGather(rowPtr: number, offs: number, vals: number, x: number, y: number, ystride: number, r0: number, r1: number, p0: number, p1: number): void;
   convSddmm(aoff: number, boff: number, a: number, b: number, out: number, len: number, k0: number, k1: number): void;
-  pack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number): void;
-  unpack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, n0: number, n1: number, bias: number): void;
+  pack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, N: number, g0: number, g1: number): void;
+  unpack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, N: number, y0: number, y1: number, bias: number): void;
   sumRows(src: number, out: number, stride: number, len: number, r0: number, r1: number): void;
   channelSums(x: number, mean: number, out: number, C: number, m0: number, m1: number, mode: number): void;
   bnForward(x: number, res: number, y: number, scale: number, shift: number, C: number, relu: number, m0: number, m1: number): void;
@@ -180,8 +180,8 @@ for (;;) {
         case ${OP_TRANSPOSE}: k.transpose(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         case ${OP_CONV_GATHER}: k.convGather(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_CONV_SDDMM}: k.convSddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7]); break;
-        case ${OP_PACK}: k.pack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
-        case ${OP_UNPACK}: k.unpack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13]); break;
+        case ${OP_PACK}: k.pack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13]); break;
+        case ${OP_UNPACK}: k.unpack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13], J[a+14]); break;
         case ${OP_SUM_ROWS}: k.sumRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         case ${OP_CHANNEL_SUMS}: k.channelSums(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6]); break;
         case ${OP_BN_FORWARD}: k.bnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
@@ -460,8 +460,8 @@ class Engine {
       case OP_TRANSPOSE: k.transpose(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       case OP_CONV_GATHER: k.convGather(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       case OP_CONV_SDDMM: k.convSddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); break;
-      case OP_PACK: k.pack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
-      case OP_UNPACK: k.unpack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]); break;
+      case OP_PACK: k.pack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]); break;
+      case OP_UNPACK: k.unpack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]); break;
       case OP_SUM_ROWS: k.sumRows(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       case OP_CHANNEL_SUMS: k.channelSums(p[0], p[1], p[2], p[3], p[4], p[5], p[6]); break;
       case OP_BN_FORWARD: k.bnForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
@@ -657,8 +657,9 @@ export function transpose(src: Float32Array, rows: number, cols: number, out?: F
 // Convolutions over planes (see the kernels' source): images stored channel-major on a padded grid
 
 /**
- * Where the pixels of a batch of NHWC images (n x h x w x c) go in planes: stride-s phases, an
- * hg x wg grid per image (n·hg·wg positions per plane), the image shifted by (top, left) on it.
+ * Where the pixels of a batch of NHWC images (n x h x w x c) go in planes: stride-s phases, one
+ * hg x wg grid for the whole batch with the images innermost (position (gy·wg + gx)·n + image,
+ * n·hg·wg positions per plane), the images shifted by (top, left) on it.
  */
 export interface PlaneGeometry { n: number; h: number; w: number; c: number; s: number; top: number; left: number; hg: number; wg: number }
 
@@ -670,15 +671,15 @@ function checkGeometry(g: PlaneGeometry, what: string): void {
   if (g.s < 1) throw new RangeError(`${what}: stride must be >= 1`);
 }
 
-/** Images cut into chunks for threads, by the amount of work (elements). */
-function imageSplit(n: number, work: number): { cuts: number[]; threads: number } {
+/** [0, count) (grid rows, image rows, images) cut into chunks for threads, by the amount of work (elements). */
+function splitForThreads(count: number, work: number): { cuts: number[]; threads: number } {
   const threads = E().fanout(work, PAR_MIN_ELEMS);
-  return { cuts: splitEven(0, n, threads > 1 ? Math.min(n, threads * 2) : 1, 1), threads };
+  return { cuts: splitEven(0, count, threads > 1 ? Math.min(count, threads * 2) : 1, 1), threads };
 }
 
 /**
- * NHWC src -> planes in dst: plane i at dst[base + i·pstride ...]; every position of the images'
- * planes not holding a pixel is set to 0. dst must be resident (allocFloat32).
+ * NHWC src -> planes in dst: plane i at dst[base + i·pstride ...]; every position of the planes
+ * not holding a pixel is set to 0. dst must be resident (allocFloat32).
  */
 export function packPlanes(src: Float32Array, g: PlaneGeometry, dst: Float32Array, base: number, pstride: number): void {
   checkGeometry(g, 'packPlanes');
@@ -689,9 +690,9 @@ export function packPlanes(src: Float32Array, g: PlaneGeometry, dst: Float32Arra
   if (!e.resident(dst)) throw new Error('packPlanes: dst must be an array of the kernels\' memory');
   const ps = e.input('packSrc', src, len);
   const pd = dst.byteOffset + 4 * base;
-  const { cuts, threads } = imageSplit(g.n, len);
+  const { cuts, threads } = splitForThreads(g.hg, len);
   const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([ps, pd, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, cuts[t], cuts[t + 1]]);
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([ps, pd, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, g.n, cuts[t], cuts[t + 1]]);
   e.run(OP_PACK, chunks, threads);
 }
 
@@ -705,9 +706,9 @@ export function unpackPlanes(src: Float32Array, base: number, pstride: number, g
   if (bias) need(bias, g.c, 'unpackPlanes: bias');
   const pb = bias ? e.input('unpackBias', bias, g.c) : 0;
   const po = e.output('unpackOut', out, len, 'unpackPlanes');
-  const { cuts, threads } = imageSplit(g.n, len);
+  const { cuts, threads } = splitForThreads(g.h, len);
   const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset + 4 * base, po, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, cuts[t], cuts[t + 1], pb]);
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([src.byteOffset + 4 * base, po, pstride, g.h, g.w, g.c, g.s, g.top, g.left, g.hg, g.wg, g.n, cuts[t], cuts[t + 1], pb]);
   e.run(OP_UNPACK, chunks, threads);
   return e.result(po, out, len);
 }
@@ -880,7 +881,7 @@ export function maxPool2Grad(x: Float32Array, dy: Float32Array, n: number, h: nu
   const px = e.input('poolX', x, n * h * w * c);
   const pd = e.input('poolDy', dy, n * ho * wo * c);
   const po = e.scratchOff('poolDx', 4 * n * h * w * c);
-  const { cuts, threads } = imageSplit(n, n * h * w * c);
+  const { cuts, threads } = splitForThreads(n, n * h * w * c);
   const chunks: number[][] = [];
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([px, pd, po, h, w, c, ho, wo, cuts[t], cuts[t + 1]]);
   e.run(OP_MAXPOOL2_GRAD, chunks, threads);

@@ -543,8 +543,8 @@ export function transpose(src: usize, dst: usize, rows: i32, cols: i32, c0: i32,
 
 // ---------------------------------------------------------------------------------------------
 // Convolutions over "planes": a batch of NHWC images stored channel-major, one plane per channel
-// (and per stride phase), each plane the whole batch on a padded grid of Hg x Wg positions per
-// image, laid out n, y, x. A kernel tap (ky, kx) of a channel is then one fixed shift of its plane,
+// (and per stride phase), each plane the whole batch on one padded grid of Hg x Wg positions, laid
+// out y, x, n (the batch innermost). A kernel tap (ky, kx) of a channel is then one fixed shift of its plane,
 // so a sparse convolution is the SpMM gather above with a float offset per nonzero instead of a
 // row of x: y[r][p] = Σ_k vals[k] · x[offs[k] + p], for every grid position p at once. Positions
 // of the grid outside the output (right/bottom margins) are computed and never read.
@@ -610,111 +610,96 @@ export function convSddmm(aoff: usize, boff: usize, a: usize, b: usize, out: usi
   }
 }
 
+/** 4 x 4 transpose: rows a0..a3 in, columns out (out[j] lane i = a_i lane j). */
+@inline function t4(a0: v128, a1: v128, a2: v128, a3: v128, q: usize, qs: usize, bias: v128): void {
+  const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+  const t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+  v128.store(q, f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), bias));
+  v128.store(q + qs, f32x4.add(v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), bias));
+  v128.store(q + 2 * qs, f32x4.add(v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), bias));
+  v128.store(q + 3 * qs, f32x4.add(v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), bias));
+}
+
 /**
- * NHWC images [n0, n1) of src (H x W x C) into planes of dst (plane stride pstride floats): pixel
- * (n, y, x, c) with yy = y + top, xx = x + left goes to plane ((yy % s)·s + xx % s)·C + c at
- * position n·Hg·Wg + (yy / s)·Wg + xx / s; pixels beyond the grid are dropped, and every other
- * position of those images is set to 0 (padding, margins).
+ * NHWC src (N images of H x W x C) into planes of dst (plane stride pstride floats), grid rows
+ * [g0, g1) of every plane: plane ((py·s + px)·C + c) holds at position (gy·Wg + gx)·N + n the
+ * pixel (n, y, x, c) with y = gy·s + py − top, x = gx·s + px − left, or 0 where that is outside
+ * the image (padding, margins). The batch is innermost, so a row of the grid is Wg·N contiguous
+ * positions and a kernel tap is one shift of (ky·Wg + kx)·N.
  */
-export function pack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, n0: i32, n1: i32): void {
+export function pack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, N: i32, g0: i32, g1: i32): void {
   const plane = <usize>pstride << 2;
-  const img = Hg * Wg;
-  const planes = s * s * C;
-  for (let q = 0; q < planes; q++) memory.fill(dst + <usize>q * plane + (<usize>(n0 * img) << 2), 0, <usize>((n1 - n0) * img) << 2);
-  for (let n = n0; n < n1; n++) {
-    for (let y = 0; y < H; y++) {
-      const yy = y + top;
-      const gy = yy / s;
-      if (gy >= Hg) break;
-      const srow = src + (<usize>((n * H + y) * W * C) << 2);
-      if (s == 1) {
-        const drow = dst + (<usize>(n * img + gy * Wg + left) << 2);
-        const wmax = min(W, Wg - left);
-        let x = 0;
-        if ((C & 3) == 0) {
-          for (; x + 4 <= wmax; x += 4) {
-            for (let c = 0; c < C; c += 4) {
-              const p = srow + (<usize>(x * C + c) << 2);
-              const cs = <usize>C << 2;
-              const x0 = v128.load(p), x1 = v128.load(p + cs), x2 = v128.load(p + 2 * cs), x3 = v128.load(p + 3 * cs);
-              const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
-              const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
-              const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
-              const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
-              const q = drow + <usize>c * plane + (<usize>x << 2);
-              v128.store(q, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
-              v128.store(q + plane, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
-              v128.store(q + 2 * plane, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
-              v128.store(q + 3 * plane, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+  const row = <usize>(Wg * N) << 2;
+  const img = <usize>(H * W * C) << 2;
+  const cs = <usize>C << 2;
+  for (let q = 0; q < s * s * C; q++) memory.fill(dst + <usize>q * plane + <usize>g0 * row, 0, <usize>(g1 - g0) * row);
+  const simd = (C & 3) == 0 && (N & 3) == 0;
+  for (let py = 0; py < s; py++) {
+    for (let gy = g0; gy < g1; gy++) {
+      const y = gy * s + py - top;
+      if (y < 0 || y >= H) continue;
+      for (let px = 0; px < s; px++) {
+        const planes = dst + <usize>((py * s + px) * C) * plane + <usize>gy * row;
+        for (let gx = 0; gx < Wg; gx++) {
+          const x = gx * s + px - left;
+          if (x < 0 || x >= W) continue;
+          const sp = src + (<usize>((y * W + x) * C) << 2);
+          const dp = planes + (<usize>(gx * N) << 2);
+          if (simd) {
+            for (let n = 0; n < N; n += 4) {
+              const a = sp + <usize>n * img, d = dp + (<usize>n << 2);
+              for (let c = 0; c < C; c += 4) {
+                const o = <usize>c << 2;
+                t4(v128.load(a + o), v128.load(a + img + o), v128.load(a + 2 * img + o), v128.load(a + 3 * img + o), d + <usize>c * plane, plane, f32x4.splat(0));
+              }
+            }
+          } else {
+            for (let n = 0; n < N; n++) {
+              for (let c = 0; c < C; c++) store<f32>(dp + <usize>c * plane + (<usize>n << 2), load<f32>(sp + <usize>n * img + (<usize>c << 2)));
             }
           }
         }
-        for (; x < wmax; x++) {
-          for (let c = 0; c < C; c++) store<f32>(drow + <usize>c * plane + (<usize>x << 2), load<f32>(srow + (<usize>(x * C + c) << 2)));
-        }
-        continue;
-      }
-      const py = yy % s;
-      for (let x = 0; x < W; x++) {
-        const xx = x + left;
-        const gx = xx / s;
-        if (gx >= Wg) break;
-        const base = dst + <usize>((py * s + xx % s) * C) * plane + (<usize>(n * img + gy * Wg + gx) << 2);
-        for (let c = 0; c < C; c++) store<f32>(base + <usize>c * plane, load<f32>(srow + (<usize>(x * C + c) << 2)));
       }
     }
   }
 }
 
 /**
- * The inverse of pack for images [n0, n1): dst NHWC (H x W x C) from the planes of src, plus
- * bias[c] where bias != 0; pixels beyond the grid get 0 (bias).
+ * The inverse of pack for image rows [y0, y1): dst NHWC (N x H x W x C) from the planes of src,
+ * plus bias[c] where bias != 0; pixels beyond the grid get 0 (bias).
  */
-export function unpack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, n0: i32, n1: i32, bias: usize): void {
+export function unpack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i32, s: i32, top: i32, left: i32, Hg: i32, Wg: i32, N: i32, y0: i32, y1: i32, bias: usize): void {
   const plane = <usize>pstride << 2;
-  const img = Hg * Wg;
-  for (let n = n0; n < n1; n++) {
-    for (let y = 0; y < H; y++) {
-      const yy = y + top;
-      const gy = yy / s;
-      const drow = dst + (<usize>((n * H + y) * W * C) << 2);
-      if (s == 1 && gy < Hg && (C & 3) == 0) {
-        const srow = src + (<usize>(n * img + gy * Wg + left) << 2);
-        const wmax = min(W, Wg - left);
-        let x = 0;
-        for (; x + 4 <= wmax; x += 4) {
-          for (let c = 0; c < C; c += 4) {
-            const p = srow + <usize>c * plane + (<usize>x << 2);
-            const x0 = v128.load(p), x1 = v128.load(p + plane), x2 = v128.load(p + 2 * plane), x3 = v128.load(p + 3 * plane);
-            const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
-            const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
-            const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
-            const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
-            const bv = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
-            const cs = <usize>C << 2;
-            const q = drow + (<usize>(x * C + c) << 2);
-            v128.store(q, f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), bv));
-            v128.store(q + cs, f32x4.add(v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), bv));
-            v128.store(q + 2 * cs, f32x4.add(v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), bv));
-            v128.store(q + 3 * cs, f32x4.add(v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), bv));
-          }
-        }
-        for (; x < W; x++) {
-          for (let c = 0; c < C; c++) {
-            const b = bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0;
-            store<f32>(drow + (<usize>(x * C + c) << 2), x < wmax ? load<f32>(srow + <usize>c * plane + (<usize>x << 2)) + b : b);
-          }
-        }
-        continue;
-      }
+  const row = <usize>(Wg * N) << 2;
+  const img = <usize>(H * W * C) << 2;
+  const simd = (C & 3) == 0 && (N & 3) == 0;
+  // four images at a time along the row, so that the stores run in four streams
+  const nstep = simd ? 4 : 1;
+  for (let y = y0; y < y1; y++) {
+    const yy = y + top;
+    const gy = yy / s;
+    for (let n0 = 0; n0 < N; n0 += nstep) {
       for (let x = 0; x < W; x++) {
         const xx = x + left;
         const gx = xx / s;
-        const inside = gy < Hg && gx < Wg;
-        const base = src + <usize>(((yy % s) * s + xx % s) * C) * plane + (<usize>(n * img + gy * Wg + gx) << 2);
-        for (let c = 0; c < C; c++) {
-          const b = bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0;
-          store<f32>(drow + (<usize>(x * C + c) << 2), inside ? load<f32>(base + <usize>c * plane) + b : b);
+        const dp = dst + <usize>n0 * img + (<usize>((y * W + x) * C) << 2);
+        if (gy >= Hg || gx >= Wg) {
+          for (let n = 0; n < nstep; n++) {
+            for (let c = 0; c < C; c++) store<f32>(dp + <usize>n * img + (<usize>c << 2), bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0);
+          }
+          continue;
+        }
+        const sp = src + <usize>(((yy % s) * s + xx % s) * C) * plane + <usize>gy * row + (<usize>(gx * N + n0) << 2);
+        if (simd) {
+          for (let c = 0; c < C; c += 4) {
+            const a = sp + <usize>c * plane;
+            const bv = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
+            t4(v128.load(a), v128.load(a + plane), v128.load(a + 2 * plane), v128.load(a + 3 * plane), dp + (<usize>c << 2), img, bv);
+          }
+        } else {
+          for (let c = 0; c < C; c++) store<f32>(dp + (<usize>c << 2), load<f32>(sp + <usize>c * plane) + (bias ? load<f32>(bias + (<usize>c << 2)) : <f32>0));
         }
       }
     }
