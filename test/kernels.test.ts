@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../harness/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -268,7 +268,7 @@ test('worker threads do not keep the process alive', () => {
   assert.match(r.stdout, /ok/);
 });
 
-test('denseRows and denseDots: offset products against float64, row/column tails, any A layout, bit-equal on one and two threads', () => {
+test('denseRows and denseDots (and convSddmm over spans): offset products against float64, row/column tails, position spans, any A layout, bit-equal on one and two threads', () => {
   const rng = new Rng(37);
   // the last: K cut into blocks whose sums are added in order, rows in blocks
   for (const [rows, K, len, span] of [[5, 7, 37, 50], [8, 144, 4099, 4200], [1, 3, 9, 12], [13, 20, 1030, 1100], [300, 700, 43, 60]]) {
@@ -301,6 +301,19 @@ test('denseRows and denseDots: offset products against float64, row/column tails
         if (!(Math.abs(dots[j * rows + r] - want) <= 1e-6 * len)) assert.fail(`denseDots [${rows},${K},${len}] ${threads} threads: (${r}, ${j}) ${dots[j * rows + r]} vs ${want}`);
       }
       seen.push(dots);
+      // the same pairs over position spans only (a conv's rows of valid outputs), in both dot kernels
+      const spans = len >= 9 ? [1, Math.floor(len / 3), Math.floor(len / 2), len - 1] : [2, len];
+      const inSpan = (p: number) => spans.some((_, i) => i % 2 === 0 && p >= spans[i] && p < spans[i + 1]);
+      const spanDots = denseDots(aoff, offs, x, x, len, 1, rows, undefined, spans).slice();
+      const pairRows = Int32Array.from({ length: rows * K }, (_, i) => aoff[i % rows]);
+      const pairCols = Int32Array.from({ length: rows * K }, (_, i) => offs[Math.floor(i / rows)]);
+      const pairs = convSddmm(pairRows, pairCols, x, x, len, undefined, spans).slice();
+      for (let r = 0; r < rows; r++) for (let j = 0; j < K; j++) {
+        let want = 0;
+        for (let p = 0; p < len; p++) if (inSpan(p)) want += x[aoff[r] + p] * x[offs[j] + p];
+        if (!(Math.abs(spanDots[j * rows + r] - want) <= 1e-6 * len)) assert.fail(`denseDots over spans [${rows},${K},${len}] ${threads} threads: (${r}, ${j}) ${spanDots[j * rows + r]} vs ${want}`);
+        if (!(Math.abs(pairs[j * rows + r] - want) <= 1e-6 * len)) assert.fail(`convSddmm over spans [${rows},${K},${len}] ${threads} threads: (${r}, ${j}) ${pairs[j * rows + r]} vs ${want}`);
+      }
     }
     assert.deepEqual(seen[3], seen[0], 'denseRows bit-equal on 1 and 2 threads');
     assert.deepEqual(seen[5], seen[2], 'denseDots bit-equal on 1 and 2 threads');

@@ -143,8 +143,8 @@ export function fit(buf: Float32Array | null, len: number): Float32Array {
  * What a probe pass leaves for a conv layer: its input and output gradient as planes (copies in
  * the kernels' memory, released with the record). Both formats build it from the same NHWC
  * tensors, so masked and csr layers answer every gradient question with the same bits. Each
- * gradient entry is one offset dot product over the grid (zeros outside the image's valid
- * outputs), in the one summation order of the kernels: subset and dense gradient agree bit for bit.
+ * gradient entry is one offset dot product over the grid's spans of valid outputs, in the one
+ * summation order of the kernels: subset and dense gradient agree bit for bit.
  * Probe rows are the patches: n·ho·wo, ordered (n, y, x) as an im2col would be.
  */
 export class ConvProbeRecord implements Probe {
@@ -190,7 +190,7 @@ export class ConvProbeRecord implements Probe {
       boff[k] = this.offsets[q];
     }
     const { x, dy } = this.planes();
-    return K.convSddmm(aoff, boff, dy, x, this.plan.outLength);
+    return K.convSddmm(aoff, boff, dy, x, this.plan.outLength, undefined, this.plan.outSpans);
   }
 
   /** every (row, col) pair, row-major, a block of rows at a time (about 2^18 pairs per call) */
@@ -206,7 +206,7 @@ export class ConvProbeRecord implements Probe {
     for (let r0 = 0; r0 < rows; r0 += block) {
       const m = Math.min(block, rows - r0);
       for (let r = 0; r < m; r++) aoff.fill((r0 + r) * this.plan.gradStride + this.plan.maxShift, r * cols, (r + 1) * cols);
-      K.convSddmm(aoff.subarray(0, m * cols), boff.subarray(0, m * cols), dy, x, this.plan.outLength, out.subarray(r0 * cols, (r0 + m) * cols));
+      K.convSddmm(aoff.subarray(0, m * cols), boff.subarray(0, m * cols), dy, x, this.plan.outLength, out.subarray(r0 * cols, (r0 + m) * cols), this.plan.outSpans);
     }
     return out;
   }
@@ -331,6 +331,6 @@ export class DenseConv {
 
   /** dW in the weights' layout (a view of scratch) from output-gradient planes dy and input planes x */
   weightGrad(dy: Float32Array, x: Float32Array, p: ConvPlan): Float32Array {
-    return K.denseDots(this.gradRows!, this.columns!, dy, x, p.outLength, 1, this.shape.rows);
+    return K.denseDots(this.gradRows!, this.columns!, dy, x, p.outLength, 1, this.shape.rows, undefined, p.outSpans);
   }
 }

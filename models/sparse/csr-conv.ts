@@ -72,7 +72,7 @@ export class CsrConvLayer extends CsrWeight {
         const xPlanes = this.xPlanes!;
         const dyPlanes = (buffers.dy = packOutputGrad(readFloats(dy), plan, buffers.dy));
         if (this.probing) this.keepProbe(ConvProbeRecord.fromPlanes(this.shape, plan, xPlanes, dyPlanes));
-        const dv = tensorOf(K.convSddmm(this.gradOffsets!, this.inputOffsets!, dyPlanes, xPlanes, plan.outLength, scratch('out', this.activeCount())), [this.activeCount()]);
+        const dv = tensorOf(K.convSddmm(this.gradOffsets!, this.inputOffsets!, dyPlanes, xPlanes, plan.outLength, scratch('out', this.activeCount()), plan.outSpans), [this.activeCount()]);
         const dbias = tf.tensor1d(K.sumRows(dyPlanes, plan.maxShift, rows, plan.gradStride, plan.length));
         const tVals = this.tVals!;
         const perm = this.tPerm!;

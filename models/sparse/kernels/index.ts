@@ -38,7 +38,7 @@ interface KernelExports {
   sddmm(row: number, col: number, a: number, b: number, out: number, batch: number, k0: number, k1: number, cols: number, shift: number, scratch: number): void;
   transpose(src: number, dst: number, rows: number, cols: number, c0: number, c1: number): void;
   convGather(rowPtr: number, offs: number, vals: number, x: number, y: number, ystride: number, r0: number, r1: number, p0: number, p1: number): void;
-  convSddmm(aoff: number, boff: number, a: number, b: number, out: number, len: number, k0: number, k1: number): void;
+  convSddmm(aoff: number, boff: number, a: number, b: number, out: number, spans: number, nspans: number, k0: number, k1: number): void;
   pack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, N: number, g0: number, g1: number): void;
   unpack(src: number, dst: number, pstride: number, H: number, W: number, C: number, s: number, top: number, left: number, Hg: number, Wg: number, N: number, y0: number, y1: number, bias: number): void;
   sumRows(src: number, out: number, stride: number, len: number, r0: number, r1: number): void;
@@ -51,7 +51,7 @@ interface KernelExports {
   lnBackward(dy: number, x: number, gamma: number, mean: number, invstd: number, dx: number, partial: number, D: number, m0: number, m1: number): void;
   gelu(x: number, dy: number, y: number, mode: number, i0: number, i1: number): void;
   denseRows(A: number, ars: number, aks: number, B: number, boff: number, K: number, C: number, cs: number, r0: number, r1: number, p0: number, p1: number, acc: number): void;
-  denseDots(A: number, aoff: number, rows: number, B: number, boff: number, C: number, crs: number, cjs: number, len: number, j0: number, j1: number): void;
+  denseDots(A: number, aoff: number, rows: number, B: number, boff: number, C: number, crs: number, cjs: number, spans: number, nspans: number, j0: number, j1: number): void;
   attnForward(qkv: number, out: number, attn: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
   attnBackward(qkv: number, attn: number, dy: number, dqkv: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
   biasRelu(y: number, bias: number, batch: number, relu: number, r0: number, r1: number): void;
@@ -179,7 +179,7 @@ for (;;) {
         case ${OP_SDDMM}: k.sddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_TRANSPOSE}: k.transpose(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         case ${OP_CONV_GATHER}: k.convGather(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
-        case ${OP_CONV_SDDMM}: k.convSddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7]); break;
+        case ${OP_CONV_SDDMM}: k.convSddmm(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
         case ${OP_PACK}: k.pack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13]); break;
         case ${OP_UNPACK}: k.unpack(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12], J[a+13], J[a+14]); break;
         case ${OP_SUM_ROWS}: k.sumRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
@@ -192,7 +192,7 @@ for (;;) {
         case ${OP_LN_BACKWARD}: k.lnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_GELU}: k.gelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         case ${OP_DENSE_ROWS}: k.denseRows(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11], J[a+12]); break;
-        case ${OP_DENSE_DOTS}: k.denseDots(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10]); break;
+        case ${OP_DENSE_DOTS}: k.denseDots(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8], J[a+9], J[a+10], J[a+11]); break;
         case ${OP_ATTN_FORWARD}: k.attnForward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], new Float32Array(J.buffer, 4 * (a+6), 1)[0], J[a+7], J[a+8], J[a+9]); break;
         case ${OP_ATTN_BACKWARD}: k.attnBackward(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], new Float32Array(J.buffer, 4 * (a+7), 1)[0], J[a+8], J[a+9], J[a+10]); break;
         case ${OP_BIAS_RELU}: k.biasRelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
@@ -459,7 +459,7 @@ class Engine {
       case OP_SDDMM: k.sddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
       case OP_TRANSPOSE: k.transpose(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       case OP_CONV_GATHER: k.convGather(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
-      case OP_CONV_SDDMM: k.convSddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); break;
+      case OP_CONV_SDDMM: k.convSddmm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
       case OP_PACK: k.pack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]); break;
       case OP_UNPACK: k.unpack(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]); break;
       case OP_SUM_ROWS: k.sumRows(p[0], p[1], p[2], p[3], p[4], p[5]); break;
@@ -472,7 +472,7 @@ class Engine {
       case OP_LN_BACKWARD: k.lnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]); break;
       case OP_GELU: k.gelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       case OP_DENSE_ROWS: k.denseRows(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12]); break;
-      case OP_DENSE_DOTS: k.denseDots(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]); break;
+      case OP_DENSE_DOTS: k.denseDots(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]); break;
       case OP_ATTN_FORWARD: k.attnForward(p[0], p[1], p[2], p[3], p[4], p[5], floatOfBits(p[6]), p[7], p[8], p[9]); break;
       case OP_ATTN_BACKWARD: k.attnBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], floatOfBits(p[7]), p[8], p[9], p[10]); break;
       case OP_BIAS_RELU: k.biasRelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
@@ -737,11 +737,22 @@ export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32
   return out;
 }
 
+/** Position spans [start, end) pairs, checked against [0, len), copied into the kernels' memory: their pointer, count and positions. */
+function spanTable(spans: readonly number[], len: number, what: string): { ptr: number; count: number; positions: number } {
+  let positions = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    if (!(Number.isInteger(spans[i]) && spans[i] >= 0 && spans[i] <= spans[i + 1] && spans[i + 1] <= len)) throw new RangeError(`${what}: position span [${spans[i]}, ${spans[i + 1]}) is outside [0, ${len})`);
+    positions += spans[i + 1] - spans[i];
+  }
+  return { ptr: E().input('spans', Int32Array.from(spans), spans.length), count: spans.length / 2, positions };
+}
+
 /**
- * out[k] = Σ_{p < len} a[aoff[k] + p] · b[boff[k] + p] (a and b resident). The summation order of
- * a pair depends only on len: equal pairs give equal bits whatever the list and the threads.
+ * out[k] = Σ_p a[aoff[k] + p] · b[boff[k] + p] over the positions p of spans ([0, len) by default;
+ * a and b resident). The summation order of a pair depends only on the spans: equal pairs give
+ * equal bits whatever the list and the threads.
  */
-export function convSddmm(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, out?: Float32Array): Float32Array {
+export function convSddmm(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, out?: Float32Array, spans?: readonly number[]): Float32Array {
   checkInt(len, 'convSddmm: len');
   const nnz = aoff.length;
   need(boff, nnz, 'convSddmm: boff');
@@ -749,11 +760,12 @@ export function convSddmm(aoff: Int32Array, boff: Int32Array, a: Float32Array, b
   if (!e.resident(a) || !e.resident(b)) throw new Error('convSddmm: a and b must be arrays of the kernels\' memory');
   const pa = e.input('row', aoff, nnz);
   const pb = e.input('col', boff, nnz);
+  const ps = spanTable(spans ?? [0, len], len, 'convSddmm');
   const po = e.output('pairs', out, nnz, 'convSddmm');
-  const threads = e.fanout(nnz * len, PAR_MIN_MACS);
+  const threads = e.fanout(nnz * ps.positions, PAR_MIN_MACS);
   const cuts = splitEven(0, nnz, threads > 1 ? Math.min(threads * CHUNKS_PER_THREAD, nnz) : 1, 1);
   const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, a.byteOffset, b.byteOffset, po, len, cuts[t], cuts[t + 1]]);
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pa, pb, a.byteOffset, b.byteOffset, po, ps.ptr, ps.count, cuts[t], cuts[t + 1]]);
   e.run(OP_CONV_SDDMM, chunks, threads);
   return e.result(po, out, nnz);
 }
@@ -983,11 +995,12 @@ export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32
 }
 
 /**
- * Every pair of an offset dot product: out[r·rowStride + j·colStride] = Σ_{p < len} a[aoff[r] + p] · b[boff[j] + p]
- * for r < aoff.length, j < boff.length (a and b resident; threads split the columns j). A view of
- * scratch, valid until the next kernel call, unless `out` is given.
+ * Every pair of an offset dot product: out[r·rowStride + j·colStride] = Σ_p a[aoff[r] + p] · b[boff[j] + p]
+ * for r < aoff.length, j < boff.length, p over the positions of spans ([0, len) by default; a and
+ * b resident; threads split the columns j). A view of scratch, valid until the next kernel call,
+ * unless `out` is given.
  */
-export function denseDots(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, rowStride: number, colStride: number, out?: Float32Array): Float32Array {
+export function denseDots(aoff: Int32Array, boff: Int32Array, a: Float32Array, b: Float32Array, len: number, rowStride: number, colStride: number, out?: Float32Array, spans?: readonly number[]): Float32Array {
   checkInt(len, 'denseDots: len'); checkInt(rowStride, 'denseDots: rowStride'); checkInt(colStride, 'denseDots: colStride');
   const rows = aoff.length, cols = boff.length;
   const size = rows && cols ? (rows - 1) * rowStride + (cols - 1) * colStride + 1 : 0;
@@ -995,11 +1008,12 @@ export function denseDots(aoff: Int32Array, boff: Int32Array, a: Float32Array, b
   if (!e.resident(a) || !e.resident(b)) throw new Error('denseDots: a and b must be arrays of the kernels\' memory');
   const pa = e.input('row', aoff, rows);
   const pb = e.input('col', boff, cols);
+  const ps = spanTable(spans ?? [0, len], len, 'denseDots');
   const po = e.output('pairs', out, size, 'denseDots');
-  const threads = e.fanout(rows * cols * len, PAR_MIN_MACS);
+  const threads = e.fanout(rows * cols * ps.positions, PAR_MIN_MACS);
   const cuts = splitEven(0, cols, threads > 1 ? Math.min(threads * CHUNKS_PER_THREAD, Math.ceil(cols / 2)) : 1, 2);
   const chunks: number[][] = [];
-  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([a.byteOffset, pa, rows, b.byteOffset, pb, po, rowStride, colStride, len, cuts[t], cuts[t + 1]]);
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([a.byteOffset, pa, rows, b.byteOffset, pb, po, rowStride, colStride, ps.ptr, ps.count, cuts[t], cuts[t + 1]]);
   e.run(OP_DENSE_DOTS, chunks, threads);
   return out !== undefined ? e.result(po, out, size) : e.f32(po, size);
 }

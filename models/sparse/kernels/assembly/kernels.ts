@@ -576,36 +576,40 @@ export function convGather(rowPtr: usize, offs: usize, vals: usize, x: usize, y:
 }
 
 /**
- * out[k] = Σ_{p < len} a[aoff[k] + p] · b[boff[k] + p] for pairs k in [k0, k1) (offsets in floats),
- * as partial dot products over blocks of SDDMM_BLOCK positions added in block order: the summation
- * order of a pair depends on nothing but len, so results do not depend on how pairs are split.
- * Consecutive pairs with the same aoff share their loads of a.
+ * out[k] = Σ_p a[aoff[k] + p] · b[boff[k] + p] for pairs k in [k0, k1) (offsets in floats), p over
+ * the nspans position spans [start, end) at spans (int32 pairs), as partial dot products over
+ * blocks of SDDMM_BLOCK positions of each span added in span and block order: the summation
+ * order of a pair depends on nothing but the spans, so results do not depend on how pairs are
+ * split. Consecutive pairs with the same aoff share their loads of a.
  */
-export function convSddmm(aoff: usize, boff: usize, a: usize, b: usize, out: usize, len: i32, k0: i32, k1: i32): void {
-  for (let blk = 0; blk < len; blk += SDDMM_BLOCK) {
-    const nb = <usize>(min(blk + SDDMM_BLOCK, len) - blk) << 2;
-    const first = blk == 0;
-    const bo = <usize>blk << 2;
-    let k = <usize>k0;
-    while (k < <usize>k1) {
-      const ao = load<i32>(aoff + (k << 2));
-      const pa = a + (<usize>ao << 2) + bo;
-      const pb = b + (<usize>load<i32>(boff + (k << 2)) << 2) + bo;
-      if (k + 1 < <usize>k1 && load<i32>(aoff + (k << 2), 4) == ao) {
-        const pc = b + (<usize>load<i32>(boff + (k << 2), 4) << 2) + bo;
-        const o0 = out + (k << 2);
-        if (first) dot2(pa, pb, pc, nb, o0, o0 + 4);
-        else {
-          const s0 = load<f32>(o0), s1 = load<f32>(o0, 4);
-          dot2(pa, pb, pc, nb, o0, o0 + 4);
-          store<f32>(o0, s0 + load<f32>(o0));
-          store<f32>(o0, s1 + load<f32>(o0, 4), 4);
+export function convSddmm(aoff: usize, boff: usize, a: usize, b: usize, out: usize, spans: usize, nspans: i32, k0: i32, k1: i32): void {
+  for (let sp = 0; sp < nspans; sp++) {
+    const start = load<i32>(spans + (<usize>sp << 3)), end = load<i32>(spans + (<usize>sp << 3), 4);
+    for (let blk = start; blk < end; blk += SDDMM_BLOCK) {
+      const nb = <usize>(min(blk + SDDMM_BLOCK, end) - blk) << 2;
+      const first = sp == 0 && blk == start;
+      const bo = <usize>blk << 2;
+      let k = <usize>k0;
+      while (k < <usize>k1) {
+        const ao = load<i32>(aoff + (k << 2));
+        const pa = a + (<usize>ao << 2) + bo;
+        const pb = b + (<usize>load<i32>(boff + (k << 2)) << 2) + bo;
+        if (k + 1 < <usize>k1 && load<i32>(aoff + (k << 2), 4) == ao) {
+          const pc = b + (<usize>load<i32>(boff + (k << 2), 4) << 2) + bo;
+          const o0 = out + (k << 2);
+          if (first) dot2(pa, pb, pc, nb, o0, o0 + 4);
+          else {
+            const s0 = load<f32>(o0), s1 = load<f32>(o0, 4);
+            dot2(pa, pb, pc, nb, o0, o0 + 4);
+            store<f32>(o0, s0 + load<f32>(o0));
+            store<f32>(o0, s1 + load<f32>(o0, 4), 4);
+          }
+          k += 2;
+          continue;
         }
-        k += 2;
-        continue;
+        dotInto(pa, pb, nb, out + (k << 2), first);
+        k++;
       }
-      dotInto(pa, pb, nb, out + (k << 2), first);
-      k++;
     }
   }
 }
@@ -942,42 +946,46 @@ export function denseRows(A: usize, ars: i32, aks: i32, B: usize, boff: usize, K
 const DOTS_BLOCK: i32 = 1024; // positions per block of denseDots (a block of every row stays in L2)
 
 /**
- * For columns j in [j0, j1) and every row r < rows: C[r·crs + j·cjs] = Σ_{p < len} A[aoff[r] + p] · B[boff[j] + p]
- * (offsets in floats): all pairs of an offset dot product, as partial sums over blocks of
- * DOTS_BLOCK positions added in block order (the masked format's conv weight gradient).
+ * For columns j in [j0, j1) and every row r < rows: C[r·crs + j·cjs] = Σ_p A[aoff[r] + p] · B[boff[j] + p]
+ * (offsets in floats), p over the nspans position spans [start, end) at spans (int32 pairs): all
+ * pairs of an offset dot product, as partial sums over blocks of DOTS_BLOCK positions of each
+ * span added in span and block order (the masked format's conv weight gradient).
  */
-export function denseDots(A: usize, aoff: usize, rows: i32, B: usize, boff: usize, C: usize, crs: i32, cjs: i32, len: i32, j0: i32, j1: i32): void {
+export function denseDots(A: usize, aoff: usize, rows: i32, B: usize, boff: usize, C: usize, crs: i32, cjs: i32, spans: usize, nspans: i32, j0: i32, j1: i32): void {
   const rb = <usize>crs << 2, jb = <usize>cjs << 2;
-  for (let blk = 0; blk < len; blk += DOTS_BLOCK) {
-    const e = min(blk + DOTS_BLOCK, len);
-    const nv = <usize>((e - blk) & ~3) << 2, nb = <usize>(e - blk) << 2;
-    const first = blk == 0;
-    const bo = <usize>blk << 2;
-    let j = j0;
-    for (; j < j1; j += 2) {
-      const two = j + 1 < j1;
-      const b0p = B + (<usize>load<i32>(boff + (<usize>j << 2)) << 2) + bo;
-      const b1p = two ? B + (<usize>load<i32>(boff + (<usize>j << 2), 4) << 2) + bo : b0p;
-      let r = 0;
-      for (; r < rows; r += 4) {
-        const nr = min(4, rows - r);
-        const a0p = A + (<usize>load<i32>(aoff + (<usize>r << 2)) << 2) + bo;
-        const a1p = nr > 1 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 4) << 2) + bo : a0p;
-        const a2p = nr > 2 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 8) << 2) + bo : a0p;
-        const a3p = nr > 3 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 12) << 2) + bo : a0p;
-        let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-        for (let o: usize = 0; o < nv; o += 16) {
-          const b0 = v128.load(b0p + o), b1 = v128.load(b1p + o);
-          let a = v128.load(a0p + o); s00 = madd(s00, a, b0); s01 = madd(s01, a, b1);
-          a = v128.load(a1p + o); s10 = madd(s10, a, b0); s11 = madd(s11, a, b1);
-          a = v128.load(a2p + o); s20 = madd(s20, a, b0); s21 = madd(s21, a, b1);
-          a = v128.load(a3p + o); s30 = madd(s30, a, b0); s31 = madd(s31, a, b1);
+  for (let sp = 0; sp < nspans; sp++) {
+    const start = load<i32>(spans + (<usize>sp << 3)), end = load<i32>(spans + (<usize>sp << 3), 4);
+    for (let blk = start; blk < end; blk += DOTS_BLOCK) {
+      const e = min(blk + DOTS_BLOCK, end);
+      const nv = <usize>((e - blk) & ~3) << 2, nb = <usize>(e - blk) << 2;
+      const first = sp == 0 && blk == start;
+      const bo = <usize>blk << 2;
+      let j = j0;
+      for (; j < j1; j += 2) {
+        const two = j + 1 < j1;
+        const b0p = B + (<usize>load<i32>(boff + (<usize>j << 2)) << 2) + bo;
+        const b1p = two ? B + (<usize>load<i32>(boff + (<usize>j << 2), 4) << 2) + bo : b0p;
+        let r = 0;
+        for (; r < rows; r += 4) {
+          const nr = min(4, rows - r);
+          const a0p = A + (<usize>load<i32>(aoff + (<usize>r << 2)) << 2) + bo;
+          const a1p = nr > 1 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 4) << 2) + bo : a0p;
+          const a2p = nr > 2 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 8) << 2) + bo : a0p;
+          const a3p = nr > 3 ? A + (<usize>load<i32>(aoff + (<usize>r << 2), 12) << 2) + bo : a0p;
+          let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+          for (let o: usize = 0; o < nv; o += 16) {
+            const b0 = v128.load(b0p + o), b1 = v128.load(b1p + o);
+            let a = v128.load(a0p + o); s00 = madd(s00, a, b0); s01 = madd(s01, a, b1);
+            a = v128.load(a1p + o); s10 = madd(s10, a, b0); s11 = madd(s11, a, b1);
+            a = v128.load(a2p + o); s20 = madd(s20, a, b0); s21 = madd(s21, a, b1);
+            a = v128.load(a3p + o); s30 = madd(s30, a, b0); s31 = madd(s31, a, b1);
+          }
+          const c0 = C + <usize>r * rb + <usize>j * jb;
+          storeDots(c0, jb, s00, s01, a0p, b0p, b1p, nv, nb, first, two);
+          if (nr > 1) storeDots(c0 + rb, jb, s10, s11, a1p, b0p, b1p, nv, nb, first, two);
+          if (nr > 2) storeDots(c0 + 2 * rb, jb, s20, s21, a2p, b0p, b1p, nv, nb, first, two);
+          if (nr > 3) storeDots(c0 + 3 * rb, jb, s30, s31, a3p, b0p, b1p, nv, nb, first, two);
         }
-        const c0 = C + <usize>r * rb + <usize>j * jb;
-        storeDots(c0, jb, s00, s01, a0p, b0p, b1p, nv, nb, first, two);
-        if (nr > 1) storeDots(c0 + rb, jb, s10, s11, a1p, b0p, b1p, nv, nb, first, two);
-        if (nr > 2) storeDots(c0 + 2 * rb, jb, s20, s21, a2p, b0p, b1p, nv, nb, first, two);
-        if (nr > 3) storeDots(c0 + 3 * rb, jb, s30, s31, a3p, b0p, b1p, nv, nb, first, two);
       }
     }
   }
