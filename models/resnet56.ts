@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
 import { BatchNorm, dropBias, scaled, trainableParams, type ModelWithBuffers } from './layers.js';
 import type { ModelEntry } from './model.js';
-import { convGeometry, convInputGrad } from './sparse/masked.js';
+import { readFloats } from './sparse/csr.js';
 import type { LayerShape, Param, SparseLayer } from './sparse/types.js';
 
 interface Block {
@@ -45,34 +45,45 @@ function plan(o: Record<string, any>): Plan {
   return { stem: widths[0], blocks, widths };
 }
 
-/** a k x k conv of an h x w map: stride 1 'same' (pad (k-1)/2 each side, as PyTorch padding=1); stride 2: the model pads 1 explicitly */
+/** a k x k conv of an h x w map, padded (k-1)/2 on every side as PyTorch's padding=1: stride 1 as 'same', stride 2 explicitly */
 function conv(name: string, inC: number, outC: number, k: number, stride: number, h: number, w: number): LayerShape {
-  const padding = stride === 1 ? 'same' : 'valid';
-  const [hIn, wIn] = stride === 1 ? [h, w] : [h + 2, w + 2];
-  const [hOut, wOut] = stride === 1 ? [h, w] : [Math.floor((hIn - k) / stride) + 1, Math.floor((wIn - k) / stride) + 1];
-  return { name, kind: 'conv', rows: outC, cols: k * k * inC, positions: hOut * wOut, conv: { kh: k, kw: k, inChannels: inC, stride, padding, inputSize: [hIn, wIn] } };
+  const pad = (k - 1) / 2;
+  const [hOut, wOut] = [Math.floor((h + 2 * pad - k) / stride) + 1, Math.floor((w + 2 * pad - k) / stride) + 1];
+  return { name, kind: 'conv', rows: outC, cols: k * k * inC, positions: hOut * wOut, conv: { kh: k, kw: k, inChannels: inC, stride, padding: stride === 1 ? 'same' : pad, inputSize: [h, w] } };
 }
 
 /**
  * Option-A shortcut: x[:, ::s, ::s, :] (PyTorch slicing: positions 0, s, 2s, ...) with `planes -
- * C` zero channels split evenly before and after, done as one 1x1 convolution with a fixed 0/1
- * selection kernel (stride s, no padding). Its gradient is the same fast conv-based input
- * gradient the sparse conv layers use (tfjs has no gradient for strided slices, and wasm's own
- * Conv2DBackpropInput is slow).
+ * C` zero channels split evenly before and after; parameter-free, so a copy each way (its
+ * gradient puts dy's middle channels back at the sampled positions, zeros elsewhere).
  */
-function optionA(inC: number, planes: number, stride: number): { apply: (x: tf.Tensor4D) => tf.Tensor4D; kernel: tf.Tensor } {
+export function optionA(inC: number, planes: number, stride: number): (x: tf.Tensor4D) => tf.Tensor4D {
   const lo = Math.floor((planes - inC) / 2);
-  const sel = new Float32Array(inC * planes);
-  for (let c = 0; c < inC; c++) sel[c * planes + c + lo] = 1;
-  const kernel = tf.keep(tf.tensor4d(sel, [1, 1, inC, planes]));
   const op = tf.customGrad(((x: tf.Tensor4D) => {
-    const shape = x.shape; // the gradient needs only the input's shape
+    const [n, h, w] = x.shape;
+    const ho = Math.ceil(h / stride), wo = Math.ceil(w / stride);
+    const src = readFloats(x);
+    const y = new Float32Array(n * ho * wo * planes);
+    for (let b = 0, o = lo; b < n; b++) {
+      for (let i = 0; i < ho; i++) {
+        for (let j = 0; j < wo; j++, o += planes) y.set(src.subarray((((b * h) + i * stride) * w + j * stride) * inC, (((b * h) + i * stride) * w + j * stride + 1) * inC), o);
+      }
+    }
     return {
-      value: tf.conv2d(x, kernel, stride, 'valid'),
-      gradFunc: (dy: tf.Tensor4D) => tf.tidy(() => convInputGrad(dy, kernel, convGeometry(shape, 1, 1, stride, 'valid'))),
+      value: tf.tensor4d(y, [n, ho, wo, planes]),
+      gradFunc: (dy: tf.Tensor4D) => {
+        const g = readFloats(dy);
+        const dx = new Float32Array(n * h * w * inC);
+        for (let b = 0, o = lo; b < n; b++) {
+          for (let i = 0; i < ho; i++) {
+            for (let j = 0; j < wo; j++, o += planes) dx.set(g.subarray(o, o + inC), (((b * h) + i * stride) * w + j * stride) * inC);
+          }
+        }
+        return tf.tensor4d(dx, [n, h, w, inC]);
+      },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
-  return { apply: op, kernel };
+  return op;
 }
 
 export const resnet56: ModelEntry = {
@@ -123,12 +134,9 @@ export const resnet56: ModelEntry = {
     for (const b of p.blocks) if (!b.shortcut && (b.stride !== 1 || b.inPlanes !== b.planes)) shortcuts.set(b.conv1, optionA(b.inPlanes, b.planes, b.stride));
     const [H, W, C] = data.inputShape;
 
-    /** the layer's conv (stride-2 3x3 convs pad 1 pixel on every side, as PyTorch), then BN [+ residual] [+ ReLU] */
-    const convBn = (name: string, x: tf.Tensor4D, training: boolean, o: { residual?: tf.Tensor; relu?: boolean } = {}): tf.Tensor4D => {
-      const l = get(name);
-      const input = l.shape.conv!.stride > 1 && l.shape.conv!.kh > 1 ? tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]) : x;
-      return bns.get(name)!.apply(l.apply(input), training, o) as tf.Tensor4D;
-    };
+    /** the layer's conv, then BN [+ residual] [+ ReLU] */
+    const convBn = (name: string, x: tf.Tensor4D, training: boolean, o: { residual?: tf.Tensor; relu?: boolean } = {}): tf.Tensor4D =>
+      bns.get(name)!.apply(get(name).apply(x), training, o) as tf.Tensor4D;
 
     const model: ModelWithBuffers = {
       layers,
@@ -138,7 +146,7 @@ export const resnet56: ModelEntry = {
         let h = convBn('conv1', tf.reshape(x, [x.shape[0], H, W, C]) as tf.Tensor4D, training, { relu: true });
         for (const b of p.blocks) {
           const out = convBn(b.conv1, h, training, { relu: true });
-          const short = b.shortcut ? convBn(b.shortcut, h, training) : shortcuts.get(b.conv1)?.apply(h) ?? h;
+          const short = b.shortcut ? convBn(b.shortcut, h, training) : shortcuts.get(b.conv1)?.(h) ?? h;
           h = convBn(b.conv2, out, training, { residual: short, relu: true });
         }
         return fc.apply(tf.mean(h, [1, 2])) as tf.Tensor2D;
@@ -146,7 +154,6 @@ export const resnet56: ModelEntry = {
       dispose: () => {
         layers.forEach((l) => l.dispose());
         for (const b of bns.values()) b.dispose();
-        for (const sc of shortcuts.values()) sc.kernel.dispose();
       },
     };
     return model;

@@ -15,7 +15,7 @@ import { CsrConvLayer } from '../models/sparse/csr-conv.js';
 import { MaskedLayer } from '../models/sparse/masked.js';
 import type { Connections, LayerShape, SparseLayer } from '../models/sparse/types.js';
 
-interface Case { n: number; h: number; w: number; c: number; o: number; kh: number; kw: number; stride: number; padding: 'same' | 'valid'; density: number }
+interface Case { n: number; h: number; w: number; c: number; o: number; kh: number; kw: number; stride: number; padding: 'same' | 'valid' | number; density: number }
 
 function shapeOf(k: Case, ho: number, wo: number): LayerShape {
   return { name: 'conv', kind: 'conv', rows: k.o, cols: k.kh * k.kw * k.c, positions: ho * wo, conv: { kh: k.kh, kw: k.kw, inChannels: k.c, stride: k.stride, padding: k.padding, inputSize: [k.h, k.w] } };
@@ -26,7 +26,8 @@ function outSize(k: Case): { ho: number; wo: number; top: number; left: number }
     const ho = Math.ceil(k.h / k.stride), wo = Math.ceil(k.w / k.stride);
     return { ho, wo, top: Math.floor(Math.max(0, (ho - 1) * k.stride + k.kh - k.h) / 2), left: Math.floor(Math.max(0, (wo - 1) * k.stride + k.kw - k.w) / 2) };
   }
-  return { ho: Math.floor((k.h - k.kh) / k.stride) + 1, wo: Math.floor((k.w - k.kw) / k.stride) + 1, top: 0, left: 0 };
+  const p = k.padding === 'valid' ? 0 : k.padding;
+  return { ho: Math.floor((k.h + 2 * p - k.kh) / k.stride) + 1, wo: Math.floor((k.w + 2 * p - k.kw) / k.stride) + 1, top: p, left: p };
 }
 
 function randomConnections(rows: number, cols: number, density: number, rng: Rng): Connections {
@@ -106,6 +107,9 @@ const cases: Case[] = [
   // batch and channels in fours (the packing's SIMD path) on stride phases and a 2x2 map
   { n: 8, h: 9, w: 7, c: 4, o: 8, kh: 3, kw: 3, stride: 2, padding: 'same', density: 0.5 },
   { n: 8, h: 2, w: 2, c: 8, o: 8, kh: 3, kw: 3, stride: 1, padding: 'same', density: 0.5 },
+  // explicit padding on every side (PyTorch's padding=p; ResNet-56's stride-2 convs): stride 2, and 2 on stride 1
+  { n: 4, h: 8, w: 8, c: 4, o: 8, kh: 3, kw: 3, stride: 2, padding: 1, density: 0.6 },
+  { n: 2, h: 5, w: 6, c: 3, o: 4, kh: 3, kw: 3, stride: 1, padding: 2, density: 0.5 },
 ];
 
 for (const backend of ['wasm', 'cpu']) {

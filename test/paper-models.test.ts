@@ -26,6 +26,7 @@ import { RunInterrupted, crossEntropy, trainRun, type EpochMetrics, type TrainSt
 import { specOf } from './helpers.js';
 import { getModel } from '../models/index.js';
 import { BatchNorm, LayerNorm, gelu, maxPool2, multiHeadAttention } from '../models/layers.js';
+import { optionA } from '../models/resnet56.js';
 import type { DataShape, Model } from '../models/model.js';
 import { buildSparseLayers } from '../models/sparse/index.js';
 import type { LayerShape } from '../models/sparse/types.js';
@@ -279,6 +280,31 @@ test('batch norm kernels: odd channel counts, no ReLU or residual, eval mode; 2x
         const mine = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2(a as tf.Tensor4D, padding), up)))(tf.tensor4d(xs, [2, h, w, 3]));
         assertClose(mine, tf.tensor(ref, mine.shape), 1e-6, `${backend} max pool ${h}x${w} ${padding}${ties ? ' with ties' : ''} gradient`);
       });
+    }
+  }
+});
+
+test('resnet56 option-A shortcut: x[:, ::2, ::2] with the zero channels split evenly, and its gradient, against a direct computation', async () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await selectBackend(backend);
+    const [n, h, w, c, planes] = [3, 7, 6, 4, 10]; // odd map: positions 0, 2, 4, 6 of 7; lo = 3
+    const lo = 3, ho = 4, wo = 3;
+    const x = Float32Array.from({ length: n * h * w * c }, (_, i) => Math.sin(i + 1));
+    const dyv = Float32Array.from({ length: n * ho * wo * planes }, (_, i) => Math.cos(i));
+    const shortcut = optionA(c, planes, 2);
+    const { value, grads } = tf.tidy(() => {
+      const xt = tf.tensor4d(x, [n, h, w, c]);
+      const dy = tf.tensor4d(dyv, [n, ho, wo, planes]);
+      const r = tf.valueAndGrads((t: tf.Tensor) => tf.sum(tf.mul(shortcut(t as tf.Tensor4D), dy)) as tf.Scalar)([xt]);
+      return { value: shortcut(xt).arraySync() as number[][][][], grads: r.grads[0].arraySync() as number[][][][] };
+    });
+    for (let b = 0; b < n; b++) for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++) for (let q = 0; q < planes; q++) {
+      const want = q >= lo && q < lo + c ? x[((b * h + 2 * i) * w + 2 * j) * c + q - lo] : 0;
+      assert.equal(value[b][i][j][q], want, `${backend} y[${b},${i},${j},${q}]`);
+    }
+    for (let b = 0; b < n; b++) for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) for (let q = 0; q < c; q++) {
+      const want = i % 2 === 0 && j % 2 === 0 ? dyv[((b * ho + i / 2) * wo + j / 2) * planes + q + lo] : 0;
+      assert.equal(grads[b][i][j][q], want, `${backend} dx[${b},${i},${j},${q}]`);
     }
   }
 });

@@ -75,9 +75,11 @@ export function convPlan(shape: LayerShape, inputShape: readonly number[]): Conv
     top = Math.floor(Math.max(0, (ho - 1) * s + kh - h) / 2);
     left = Math.floor(Math.max(0, (wo - 1) * s + kw - w) / 2);
   } else {
-    ho = Math.floor((h - kh) / s) + 1; wo = Math.floor((w - kw) / s) + 1;
+    const pad = padding === 'valid' ? 0 : padding;
+    top = left = pad;
+    ho = Math.floor((h + 2 * pad - kh) / s) + 1; wo = Math.floor((w + 2 * pad - kw) / s) + 1;
   }
-  if (!(ho >= 1 && wo >= 1)) throw new Error(`${shape.name}: a ${kh}x${kw} kernel does not fit a ${h}x${w} input without padding`);
+  if (!(ho >= 1 && wo >= 1)) throw new Error(`${shape.name}: a ${kh}x${kw} kernel does not fit a ${h}x${w} input ${padding === 'same' || padding === 'valid' || padding === 0 ? 'without padding' : `padded by ${padding}`}`);
   const hg = ho - 1 + Math.ceil(kh / s);
   const wg = wo - 1 + Math.ceil(kw / s);
   const length = n * hg * wg;

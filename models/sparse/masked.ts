@@ -246,53 +246,6 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
   }
 }
 
-/** The shape of one convolution: input NHWC, kernel, stride, output size and TensorFlow's padding. */
-export interface ConvGeometry {
-  n: number; h: number; w: number; c: number;
-  kh: number; kw: number; stride: number;
-  ho: number; wo: number;
-  /** zero rows above / columns left of the input ('same': TensorFlow's rule, the odd one goes below/right) */
-  top: number; left: number;
-}
-
-export function convGeometry(shape: number[], kh: number, kw: number, stride: number, padding: 'same' | 'valid'): ConvGeometry {
-  const [n, h, w, c] = shape;
-  if (padding === 'same') {
-    const ho = Math.ceil(h / stride), wo = Math.ceil(w / stride);
-    const ph = Math.max(0, (ho - 1) * stride + kh - h), pw = Math.max(0, (wo - 1) * stride + kw - w);
-    return { n, h, w, c, kh, kw, stride, ho, wo, top: Math.floor(ph / 2), left: Math.floor(pw / 2) };
-  }
-  return { n, h, w, c, kh, kw, stride, ho: Math.floor((h - kh) / stride) + 1, wo: Math.floor((w - kw) / stride) + 1, top: 0, left: 0 };
-}
-
-/** Pads (positive) or crops (negative) the spatial edges of an NHWC tensor. */
-function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
-  if (bottom < 0 || right < 0 || top < 0 || left < 0) {
-    const t = Math.max(0, -top), l = Math.max(0, -left);
-    x = tf.slice(x, [0, t, l, 0], [n, h - t - Math.max(0, -bottom), w - l - Math.max(0, -right), c]);
-  }
-  const p = [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)];
-  return p.some((v) => v > 0) ? tf.pad(x, [[0, 0], [p[0], p[1]], [p[2], p[3]], [0, 0]]) : x;
-}
-
-/**
- * Input gradient as a stride-1 convolution of dy (dilated by the stride, zero-padded) with the
- * kernel flipped in space and its in/out channels swapped.
- */
-export function convInputGrad(dy: tf.Tensor4D, w: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
-  const s = g.stride;
-  let d = dy;
-  if (s > 1) {
-    const [n, ho, wo, o] = dy.shape;
-    const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, o]), [[0, 0], [0, 0], [0, s - 1], [0, 0], [0, s - 1], [0, 0]]);
-    d = tf.reshape(spread, [n, ho * s, wo * s, o]);
-  }
-  const dp = padOrCrop(d, g.kh - 1 - g.top, g.h + g.top - g.ho * s, g.kw - 1 - g.left, g.w + g.left - g.wo * s);
-  const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-  return tf.conv2d(dp, flipped, 1, 'valid');
-}
-
 const offsetTables = new Map<string, Int32Array>();
 /** [0, stride, 2·stride, ...] (n entries): the offsets of the rows of a row-major matrix. */
 function strideOffsets(n: number, stride: number): Int32Array {

@@ -88,8 +88,12 @@ export interface LayerShape {
   cols: number;
   /** output positions per sample: 1 for linear, Ho * Wo for conv (FLOP counting) */
   positions: number;
-  /** inputSize: the spatial size [H, W] of the input the layer itself receives (after any padding the model applies) */
-  conv?: { kh: number; kw: number; inChannels: number; stride: number; padding: 'same' | 'valid'; inputSize: [number, number] };
+  /**
+   * inputSize: the spatial size [H, W] of the input the layer receives; padding 'same'
+   * (TensorFlow's rule), 'valid', or a number p: p zero rows and columns on every side, then
+   * 'valid' (PyTorch's padding=p)
+   */
+  conv?: { kh: number; kw: number; inChannels: number; stride: number; padding: 'same' | 'valid' | number; inputSize: [number, number] };
 }
 
 /** Initial state of a layer: its sorted active connections, their weights, and the bias. */
