@@ -263,11 +263,12 @@ test('batch norm kernels: odd channel counts, no ReLU or residual, eval mode; 2x
   }
   // max pool: against tfjs's gradient on the cpu backend (wasm's MaxPoolGrad, which VGG-16 used
   // before, misplaces the gradient of windows whose values are all negative: 7 of 288 here)
-  for (const [h, w, padding, ties] of [[6, 8, 'same', false], [5, 7, 'same', false], [5, 7, 'valid', false], [6, 8, 'same', true]] as const) {
+  // channels 8 and 7: the kernel's four-lane path (and its tail); 3: lanes one at a time
+  for (const [h, w, padding, ties, c] of [[6, 8, 'same', false, 3], [5, 7, 'same', false, 8], [5, 7, 'valid', false, 7], [6, 8, 'same', true, 3], [5, 7, 'same', true, 8]] as const) {
     await selectBackend('cpu');
     const [xs, us, ref] = tf.tidy(() => {
       // ties (rounded values): the gradient goes to the first maximum of the window
-      const x = ties ? tf.round(tf.randomNormal([2, h, w, 3], 0, 2, 'float32', 11)) : tf.randomNormal([2, h, w, 3], 0, 2, 'float32', 11);
+      const x = ties ? tf.round(tf.randomNormal([2, h, w, c], 0, 2, 'float32', 11)) : tf.randomNormal([2, h, w, c], 0, 2, 'float32', 11);
       const up = tf.randomNormal(tf.maxPool(x as tf.Tensor4D, 2, 2, padding).shape, 0, 1, 'float32', 12);
       const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, padding), up)))(x);
       return [x.dataSync().slice(), up.dataSync().slice(), g.dataSync().slice()];
@@ -276,8 +277,8 @@ test('batch norm kernels: odd channel counts, no ReLU or residual, eval mode; 2x
     for (const backend of ['cpu', 'wasm'] as const) {
       await selectBackend(backend);
       tf.tidy(() => {
-        const up = tf.tensor4d(us, [2, ho, wo, 3]);
-        const mine = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2(a as tf.Tensor4D, padding), up)))(tf.tensor4d(xs, [2, h, w, 3]));
+        const up = tf.tensor4d(us, [2, ho, wo, c]);
+        const mine = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(maxPool2(a as tf.Tensor4D, padding), up)))(tf.tensor4d(xs, [2, h, w, c]));
         assertClose(mine, tf.tensor(ref, mine.shape), 1e-6, `${backend} max pool ${h}x${w} ${padding}${ties ? ' with ties' : ''} gradient`);
       });
     }

@@ -842,18 +842,41 @@ export function bnBackward(dy: usize, y: usize, x: usize, mean: usize, a: usize,
  */
 export function maxPool2Grad(x: usize, dy: usize, dx: usize, H: i32, W: i32, C: i32, Ho: i32, Wo: i32, n0: i32, n1: i32): void {
   const cb = <usize>C << 2;
+  const vb = <usize>(C & ~3) << 2;
   memory.fill(dx + <usize>(n0 * H * W) * cb, 0, <usize>((n1 - n0) * H * W) * cb);
   for (let n = n0; n < n1; n++) {
     for (let oy = 0; oy < Ho; oy++) {
       for (let ox = 0; ox < Wo; ox++) {
         const g = dy + <usize>((n * Ho + oy) * Wo + ox) * cb;
         const y0 = oy * 2, x0 = ox * 2;
-        const y1 = min(y0 + 2, H), x1 = min(x0 + 2, W);
-        for (let c: usize = 0; c < cb; c += 4) {
-          let best = <usize>((n * H + y0) * W + x0) * cb + c;
+        const dy1 = y0 + 1 < H, dx1 = x0 + 1 < W;
+        // the window's positions in row-major order (a clipped one repeats the first: never "greater")
+        const p0 = <usize>((n * H + y0) * W + x0) * cb;
+        const p1 = dx1 ? p0 + cb : p0;
+        const p2 = dy1 ? p0 + <usize>W * cb : p0;
+        const p3 = dy1 && dx1 ? p2 + cb : p0;
+        // four channels at a time: the first maximum's index per lane, then the gradient to it
+        for (let c: usize = 0; c < vb; c += 16) {
+          let bv = v128.load(x + p0 + c);
+          let bi = i32x4.splat(0);
+          let v = v128.load(x + p1 + c), gt = f32x4.gt(v, bv);
+          bv = v128.bitselect(v, bv, gt); bi = v128.bitselect(i32x4.splat(1), bi, gt);
+          v = v128.load(x + p2 + c); gt = f32x4.gt(v, bv);
+          bv = v128.bitselect(v, bv, gt); bi = v128.bitselect(i32x4.splat(2), bi, gt);
+          v = v128.load(x + p3 + c); gt = f32x4.gt(v, bv);
+          bi = v128.bitselect(i32x4.splat(3), bi, gt);
+          const gv = v128.load(g + c);
+          // a clipped position aliases p0: its lanes (never chosen) must not overwrite p0's
+          v128.store(dx + p0 + c, v128.and(gv, i32x4.eq(bi, i32x4.splat(0))));
+          if (p1 != p0) v128.store(dx + p1 + c, v128.and(gv, i32x4.eq(bi, i32x4.splat(1))));
+          if (p2 != p0) v128.store(dx + p2 + c, v128.and(gv, i32x4.eq(bi, i32x4.splat(2))));
+          if (p3 != p0) v128.store(dx + p3 + c, v128.and(gv, i32x4.eq(bi, i32x4.splat(3))));
+        }
+        for (let c: usize = vb; c < cb; c += 4) {
+          let best = p0 + c;
           let bv = load<f32>(x + best);
-          for (let yy = y0; yy < y1; yy++) {
-            for (let xx = x0; xx < x1; xx++) {
+          for (let yy = y0; yy < min(y0 + 2, H); yy++) {
+            for (let xx = x0; xx < min(x0 + 2, W); xx++) {
               const p = <usize>((n * H + yy) * W + xx) * cb + c;
               const v = load<f32>(x + p);
               if (v > bv) { bv = v; best = p; }
