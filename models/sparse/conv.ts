@@ -35,8 +35,8 @@ export interface ConvPlan {
   count: number;
   /**
    * Grid positions worth computing, as [start, end) pairs: of the output (< outLength) and of the
-   * input (< length; what an input gradient needs): per grid row, its run of valid positions,
-   * where that skips over an eighth of the grid, else the whole range.
+   * input (< length; what an input gradient needs): per grid row, its run of valid positions
+   * (the whole range when runs are short: a batch of one or two).
    */
   outSpans: number[];
   inSpans: number[];
@@ -45,7 +45,7 @@ export interface ConvPlan {
 /**
  * Per grid row gy in [top, top + rows), positions [(gy·wg + left)·n, (gy·wg + left + cols)·n),
  * ends rounded up to whole SIMD blocks of SPAN_BLOCK positions (a shorter piece runs one lane at
- * a time) and merged where they meet; or [0, len) when that saves under an eighth.
+ * a time) and merged where they meet; or [0, len) when a run is shorter than MIN_RUN positions.
  */
 function rowSpans(n: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
   if (rows <= 0 || cols <= 0) return [0, len];
@@ -57,10 +57,10 @@ function rowSpans(n: number, wg: number, top: number, left: number, rows: number
     if (out.length && out[out.length - 1] >= start) out[out.length - 1] = end;
     else out.push(start, end);
   }
-  let total = 0;
-  for (let i = 0; i < out.length; i += 2) total += out[i + 1] - out[i];
-  return total > 0.875 * len ? [0, len] : out;
+  // runs shorter than a few SIMD blocks (a tiny batch) cost more per connection than they skip
+  return cols * n < MIN_RUN ? [0, len] : out;
 }
+const MIN_RUN = 64;
 const SPAN_BLOCK = 8;
 
 export function convPlan(shape: LayerShape, inputShape: readonly number[]): ConvPlan {
