@@ -637,18 +637,26 @@ export function pack(src: usize, dst: usize, pstride: i32, H: i32, W: i32, C: i3
   const plane = <usize>pstride << 2;
   const row = <usize>(Wg * N) << 2;
   const img = <usize>(H * W * C) << 2;
-  const cs = <usize>C << 2;
-  for (let q = 0; q < s * s * C; q++) memory.fill(dst + <usize>q * plane + <usize>g0 * row, 0, <usize>(g1 - g0) * row);
   const simd = (C & 3) == 0 && (N & 3) == 0;
   for (let py = 0; py < s; py++) {
-    for (let gy = g0; gy < g1; gy++) {
-      const y = gy * s + py - top;
-      if (y < 0 || y >= H) continue;
-      for (let px = 0; px < s; px++) {
-        const planes = dst + <usize>((py * s + px) * C) * plane + <usize>gy * row;
-        for (let gx = 0; gx < Wg; gx++) {
+    for (let px = 0; px < s; px++) {
+      const first = dst + <usize>((py * s + px) * C) * plane;
+      // the grid columns holding pixels of this phase: [gxa, gxb); zeros either side
+      const gxa = min(Wg, max(0, (left - px + s - 1) / s));
+      const gxb = max(gxa, min(Wg, (W + left - px + s - 1) / s));
+      for (let gy = g0; gy < g1; gy++) {
+        const y = gy * s + py - top;
+        const planes = first + <usize>gy * row;
+        if (y < 0 || y >= H) {
+          for (let c = 0; c < C; c++) memory.fill(planes + <usize>c * plane, 0, row);
+          continue;
+        }
+        for (let c = 0; c < C; c++) {
+          memory.fill(planes + <usize>c * plane, 0, <usize>(gxa * N) << 2);
+          memory.fill(planes + <usize>c * plane + (<usize>(gxb * N) << 2), 0, <usize>((Wg - gxb) * N) << 2);
+        }
+        for (let gx = gxa; gx < gxb; gx++) {
           const x = gx * s + px - left;
-          if (x < 0 || x >= W) continue;
           const sp = src + (<usize>((y * W + x) * C) << 2);
           const dp = planes + (<usize>(gx * N) << 2);
           if (simd) {
