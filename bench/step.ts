@@ -73,7 +73,7 @@ export interface StepRow {
   backend: string;
 }
 
-export type ProfileKind = 'tfjs kernel' | 'custom op forward' | 'custom op backward' | 'unattributed';
+export type ProfileKind = 'tfjs kernel' | 'custom op forward' | 'custom op backward' | 'our kernel (forward)' | 'our kernel (backward)' | 'unattributed';
 
 export interface ProfileRow {
   model: string;
@@ -82,7 +82,7 @@ export interface ProfileRow {
   kind: ProfileKind;
   /** calls per step */
   calls: number;
-  /** own time per step (a custom op's forward: without the tfjs kernels it ran) */
+  /** own time per step (a custom op: without the tfjs kernels and our kernels it ran) */
   ms_per_step: number;
   /** ms_per_step / profiled step wall */
   share: number;
@@ -165,7 +165,7 @@ interface Timed { name: string; ms: number; depth: number; custom: 'forward' | '
  * runs), and the backward passes of custom-gradient ops, which tf.profile does not see: their
  * gradient functions are timed by wrapping the tape nodes the engine records while profiling.
  */
-async function profiled(f: () => void, backend: string): Promise<Timed[]> {
+async function profiled(f: () => void, backend: string): Promise<{ timed: Timed[]; kernels: ReturnType<typeof K.stopKernelTimes> }> {
   type Node = { kernelName: string; gradient?: (dys: unknown[]) => unknown };
   const engine = tf.engine() as unknown as {
     profiler: { profileKernel: (...a: unknown[]) => unknown };
@@ -190,22 +190,31 @@ async function profiled(f: () => void, backend: string): Promise<Timed[]> {
     if (!node || !gradient || tf.getKernel(node.kernelName, backend) !== undefined) return;
     node.gradient = (dys) => {
       const d = depth++;
+      const scope = K.setKernelScope('backward');
       const t0 = performance.now();
-      try { return gradient(dys); } finally { depth--; events.push({ name: node.kernelName, ms: performance.now() - t0, depth: d, custom: 'backward' }); }
+      try { return gradient(dys); } finally {
+        K.setKernelScope(scope);
+        depth--;
+        events.push({ name: node.kernelName, ms: performance.now() - t0, depth: d, custom: 'backward' });
+      }
     };
   };
+  K.startKernelTimes('forward');
   try {
     const info = await tf.profile(f);
+    const ours = K.stopKernelTimes();
     const kernels = events.filter((e) => !('ms' in e)).length;
     let k = 0;
-    return events.map((e) => {
+    const timed = events.map((e): Timed => {
       if ('ms' in e) return e;
       const p = info.kernels[k++];
       const registered = tf.getKernel(p.name, backend) !== undefined;
       // if the lists disagree, every kernel is taken as top-level
       return { name: p.name, ms: typeof p.kernelTimeMs === 'number' ? p.kernelTimeMs : 0, depth: kernels === info.kernels.length ? e.depth : 0, custom: registered ? null : 'forward' };
     });
+    return { timed, kernels: ours };
   } finally {
+    K.stopKernelTimes();
     profiler.profileKernel = profileKernel;
     engine.addTapeNode = addTapeNode;
   }
@@ -213,8 +222,13 @@ async function profiled(f: () => void, backend: string): Promise<Timed[]> {
 
 const UNATTRIBUTED = 'unattributed: step wall - the above (JS: tape, tensor creation, readbacks)';
 
-/** Own time per op (a custom op without the tfjs kernels it ran), and the unattributed rest of the wall. */
-function profileRows(spec: RunSpec, timed: Timed[], wallMs: number, steps: number): ProfileRow[] {
+const CUSTOM_REST = (phase: string) => `customGrad ${phase}: JS around our kernels (copies in and out, tensor creation)`;
+
+/**
+ * Own time per op (a custom op without the tfjs kernels it ran, and without our kernels, which get
+ * rows of their own), and the unattributed rest of the wall.
+ */
+function profileRows(spec: RunSpec, timed: Timed[], kernels: ReturnType<typeof K.stopKernelTimes>, wallMs: number, steps: number): ProfileRow[] {
   const byOp = new Map<string, { kind: ProfileKind; calls: number; ms: number }>();
   const childMs: number[] = [];
   let topMs = 0;
@@ -224,11 +238,18 @@ function profileRows(spec: RunSpec, timed: Timed[], wallMs: number, steps: numbe
     childMs[t.depth + 1] = 0;
     childMs[t.depth] = (childMs[t.depth] ?? 0) + t.ms;
     if (t.depth === 0) topMs += t.ms;
-    const op = t.custom ? `customGrad ${t.custom} (our ops: sparse kernels / fused layers + JS)` : t.name;
+    const op = t.custom ? CUSTOM_REST(t.custom) : t.name;
     const e = byOp.get(op) ?? { kind: t.custom ? `custom op ${t.custom}` : 'tfjs kernel', calls: 0, ms: 0 };
     e.calls++;
     e.ms += own;
     byOp.set(op, e);
+  }
+  // our kernels run inside the custom ops' forwards and backwards: booked to them, moved out here
+  for (const k of kernels) {
+    const phase = k.scope === 'backward' ? 'backward' : 'forward';
+    byOp.set(`${k.kernel} (${phase})`, { kind: `our kernel (${phase})`, calls: k.calls, ms: k.ms });
+    const rest = byOp.get(CUSTOM_REST(phase));
+    if (rest) rest.ms = Math.max(0, rest.ms - k.ms);
   }
   byOp.set(UNATTRIBUTED, { kind: 'unattributed', calls: 0, ms: Math.max(0, wallMs - topMs) });
   const perStep = wallMs / steps;
@@ -299,12 +320,12 @@ export async function stepPoint(o: StepOptions, model: string, format: string): 
     let profile: ProfileRow[] = [];
     if (o.profile) {
       let wallMs = 0;
-      const timed = await profiled(() => {
+      const { timed, kernels } = await profiled(() => {
         const t0 = performance.now();
         for (let s = 0; s < o.steps; s++) step();
         wallMs = performance.now() - t0;
       }, backend);
-      profile = profileRows(spec, timed, wallMs, o.steps);
+      profile = profileRows(spec, timed, kernels, wallMs, o.steps);
     }
     return { row, profile };
   } finally {

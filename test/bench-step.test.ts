@@ -75,6 +75,13 @@ test('bench step --profile: top ops printed, profile CSV beside --out, own times
     // masked conv layers run on our kernels (custom ops); max pooling's forward is a tfjs kernel
     assert.ok(prof.some((p) => p.kind === 'custom op forward') && prof.some((p) => p.kind === 'custom op backward'), 'our ops profiled');
     assert.ok(prof.some((p) => p.kind === 'tfjs kernel' && p.op === 'MaxPool'), 'MaxPool profiled');
+    // our kernels get rows of their own, booked by phase: the masked products of 2 convs and 3
+    // linear layers once each per step forward; the weight gradient dots of the convs backward
+    const kernel = (op: string) => prof.find((p) => p.op === op);
+    assert.equal(Number(kernel('denseRows (forward)')?.calls), 5, 'forward products of every layer');
+    assert.equal(kernel('denseRows (forward)')?.kind, 'our kernel (forward)');
+    assert.equal(Number(kernel('denseDots (backward)')?.calls), 2, 'weight gradients of both convs');
+    assert.equal(kernel('denseDots (forward)'), undefined, 'no weight gradient in a forward');
     assert.equal(prof.filter((p) => p.kind === 'unattributed').length, 1);
     for (const p of prof) assert.ok(Number(p.ms_per_step) >= 0 && Number(p.share) >= 0, JSON.stringify(p));
     const share = prof.reduce((a, p) => a + Number(p.share), 0);

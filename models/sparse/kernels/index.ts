@@ -69,6 +69,14 @@ const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER 
   OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18,
   OP_ATTN_FORWARD = 19, OP_ATTN_BACKWARD = 20, OP_DENSE_ROWS = 21, OP_DENSE_DOTS = 22;
 const OP_BIAS_RELU = 40, OP_RELU_GRAD = 41, OP_ROW_SUMS64 = 42; // 19-39: the conv kernels' codes
+/** The kernels' names by operation code (profiles). */
+const OP_NAMES: Record<number, string> = {
+  [OP_SPMM]: 'spmm', [OP_SPMMT]: 'spmmT', [OP_SDDMM]: 'sddmm', [OP_TRANSPOSE]: 'transpose', [OP_CONV_GATHER]: 'convGather', [OP_CONV_SDDMM]: 'convSddmm',
+  [OP_PACK]: 'packPlanes', [OP_UNPACK]: 'unpackPlanes', [OP_SUM_ROWS]: 'sumRows', [OP_CHANNEL_SUMS]: 'channelSums', [OP_BN_FORWARD]: 'batchNormForward',
+  [OP_BN_BACKWARD_SUMS]: 'batchNormBackwardSums', [OP_BN_BACKWARD]: 'batchNormBackward', [OP_MAXPOOL2_GRAD]: 'maxPool2Grad', [OP_LN_FORWARD]: 'layerNormForward',
+  [OP_LN_BACKWARD]: 'layerNormBackward', [OP_GELU]: 'gelu', [OP_ATTN_FORWARD]: 'attentionForward', [OP_ATTN_BACKWARD]: 'attentionBackward',
+  [OP_DENSE_ROWS]: 'denseRows', [OP_DENSE_DOTS]: 'denseDots', [OP_BIAS_RELU]: 'biasRelu', [OP_RELU_GRAD]: 'reluGrad', [OP_ROW_SUMS64]: 'rowSums64',
+};
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
 // Job table: a kernel call is cut into chunks (argument lists) that the threads claim in turn, so
@@ -402,6 +410,18 @@ class Engine {
    * every claimed chunk is done (it never waits for a worker that claimed nothing).
    */
   run(op: number, chunks: number[][], threads: number): void {
+    if (!kernelTimes) return this.runChunks(op, chunks, threads);
+    const t0 = performance.now();
+    try { this.runChunks(op, chunks, threads); } finally {
+      const key = `${kernelTimes.scope}\0${OP_NAMES[op] ?? `op ${op}`}`;
+      const e = kernelTimes.ops.get(key) ?? { calls: 0, ms: 0 };
+      e.calls++;
+      e.ms += performance.now() - t0;
+      kernelTimes.ops.set(key, e);
+    }
+  }
+
+  private runChunks(op: number, chunks: number[][], threads: number): void {
     const n = chunks.length;
     if (n > MAX_CHUNKS) throw new Error(`sparse kernels: ${n} chunks > ${MAX_CHUNKS}`);
     const helpers = Math.min(threads, n) - 1;
@@ -1068,6 +1088,27 @@ export function attentionBackward(qkv: Float32Array, attn: Float32Array, dy: Flo
 }
 
 /** Threads the kernels may use (1 = the calling thread only). Default: min(2, available cores). */
+/** Wall time of every kernel call by scope and kernel, while a profile is on (bench step --profile). */
+let kernelTimes: { scope: string; ops: Map<string, { calls: number; ms: number }> } | null = null;
+
+/** Starts timing every kernel call; calls are booked under `scope` (see setKernelScope). */
+export function startKernelTimes(scope: string): void { kernelTimes = { scope, ops: new Map() }; }
+
+/** The scope later kernel calls are booked under; returns the previous one. */
+export function setKernelScope(scope: string): string {
+  if (!kernelTimes) return scope;
+  const prev = kernelTimes.scope;
+  kernelTimes.scope = scope;
+  return prev;
+}
+
+/** Stops timing; what was timed, per scope and kernel. */
+export function stopKernelTimes(): { scope: string; kernel: string; calls: number; ms: number }[] {
+  const ops = kernelTimes?.ops ?? new Map<string, { calls: number; ms: number }>();
+  kernelTimes = null;
+  return [...ops.entries()].map(([key, e]) => { const [scope, kernel] = key.split('\0'); return { scope, kernel, ...e }; });
+}
+
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS + 1) throw new RangeError(`setThreads: expected an integer in 1..${MAX_WORKERS + 1}, got ${n}`);
   E().threads = n;
