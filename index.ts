@@ -4,7 +4,7 @@
  * (defineMethod's result, or a plain object of the same shape), named in a config's "plugins" or
  * by --plugin PATH; README "Add a method" walks through one (examples/plugins/sparse-momentum.js).
  */
-export { defineMethod, type OptionsOf, type OptionValue } from './methods/define.js';
+export { defineMethod } from './methods/define.js';
 export {
   dstUpdatesAt, updateFraction, endStep, pruneAndGrow, magnitudePools, pickByScope, pickExtreme, probeFlops, momentumOf,
   type Grower, type Order, type Pool, type ScoreRequest, type Scored,
@@ -16,4 +16,4 @@ export type {
   StepReport, UpdateContext, UpdateReport, UpdateSchedule,
 } from './methods/types.js';
 export type { Connections, SparseWeight } from './models/sparse/types.js';
-export type { OptionSpec, OptionSpecs } from './harness/options.js';
+export { declareOptions, type OptionSpec, type OptionSpecs, type OptionsOf, type OptionValue } from './harness/options.js';

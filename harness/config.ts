@@ -7,21 +7,16 @@ import { convPlan } from '../models/sparse/conv.js';
 import { datasets, resolveOptions } from './data/index.js';
 import { UserError } from './errors.js';
 import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from './options.js';
-import { sparsityOptions, trainingOptions, updateOptions, runId, type NamedOptions, type RunSpec } from './spec.js';
+import { groupOptions, runId, type NamedOptions, type RunSpec } from './spec.js';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
 interface Registry { [name: string]: { options: OptionSpecs } }
 
 const registries: Record<'dataset' | 'model' | 'method', Registry> = {
-  dataset: datasets as unknown as Registry,
+  dataset: datasets,
   model: models,
   method: methods,
-};
-const groups: Record<'sparsity' | 'update' | 'training', OptionSpecs> = {
-  sparsity: sparsityOptions,
-  update: updateOptions,
-  training: trainingOptions,
 };
 /** short grid keys */
 const aliases: Record<string, string> = { sparsity: 'sparsity.target', width: 'model.width' };
@@ -59,7 +54,7 @@ export function configSchema(): Record<string, unknown> {
     gridProps[kind] = { type: 'array', items: namedSchema(kind, registries[kind]), minItems: 1 };
     for (const [k, s] of Object.entries(unionOptions(registries[kind]))) gridProps[`${kind}.${k}`] = { type: 'array', items: optionSchema(s), minItems: 1 };
   }
-  for (const [g, specs] of Object.entries(groups)) {
+  for (const [g, specs] of Object.entries(groupOptions)) {
     for (const [k, s] of Object.entries(specs)) gridProps[`${g}.${k}`] = { type: 'array', items: optionSchema(s), minItems: 1 };
   }
   for (const [alias, target] of Object.entries(aliases)) gridProps[alias] = gridProps[target];
@@ -78,9 +73,9 @@ export function configSchema(): Record<string, unknown> {
       dataset: namedSchema('dataset', registries.dataset),
       model: namedSchema('model', registries.model),
       method: namedSchema('method', registries.method),
-      sparsity: optionsSchema(sparsityOptions),
-      update: optionsSchema(updateOptions),
-      training: optionsSchema(trainingOptions),
+      sparsity: optionsSchema(groupOptions.sparsity),
+      update: optionsSchema(groupOptions.update),
+      training: optionsSchema(groupOptions.training),
       grid: {
         type: 'object',
         description: 'lists that expand into runs (their product); keys are fields or dotted paths, e.g. "sparsity.target"',
@@ -96,7 +91,7 @@ let validator: { names: string; check: ReturnType<InstanceType<typeof Ajv>['comp
 function validate(config: unknown): ErrorObject[] {
   const names = JSON.stringify([
     Object.values(registries).map((r) => Object.entries(r).map(([n, e]) => [n, e.options])),
-    Object.values(groups),
+    Object.values(groupOptions),
   ]);
   if (validator?.names !== names) validator = { names, check: new Ajv({ allErrors: true, strict: false }).compile(configSchema()) };
   return validator.check(config) ? [] : (validator.check.errors ?? []);
@@ -189,12 +184,12 @@ export function resolveSpec(raw: Record<string, any>, name: string, smoke: boole
   const spec: RunSpec = {
     name,
     seed: raw.seed ?? 0,
-    dataset: { ...named(raw.dataset), ...withDefaults(datasets[named(raw.dataset).name].options as OptionSpecs, named(raw.dataset)) },
+    dataset: { ...named(raw.dataset), ...withDefaults(datasets[named(raw.dataset).name].options, named(raw.dataset)) },
     model: { ...named(raw.model), ...withDefaults(models[named(raw.model).name].options, named(raw.model)) },
     method: { name: m.name, ...withDefaults(method.options, m) },
-    sparsity: withDefaults(sparsityOptions, raw.sparsity) as unknown as RunSpec['sparsity'],
-    update: withDefaults(updateOptions, raw.update) as unknown as RunSpec['update'],
-    training: withDefaults(trainingOptions, raw.training) as unknown as RunSpec['training'],
+    sparsity: withDefaults(groupOptions.sparsity, raw.sparsity),
+    update: withDefaults(groupOptions.update, raw.update),
+    training: withDefaults(groupOptions.training, raw.training),
     smoke,
   };
   if (!method.sparse) spec.sparsity.target = 0;

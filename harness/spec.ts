@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { getMethod } from '../methods/index.js';
 import { getModel } from '../models/index.js';
 import { datasets } from './data/index.js';
-import type { OptionSpecs } from './options.js';
-import type { UpdateSchedule } from '../methods/types.js';
+import { declareOptions, type OptionSpecs, type OptionsOf } from './options.js';
+import { updateOptions, type UpdateSchedule } from '../methods/schedule.js';
 import type { SparseFormat } from '../models/sparse/types.js';
 import type { SparsityDistribution } from '../models/sparse/init.js';
 
@@ -11,26 +11,6 @@ import type { SparsityDistribution } from '../models/sparse/init.js';
 export interface NamedOptions {
   name: string;
   [option: string]: unknown;
-}
-
-export interface TrainingSpec {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  warmupEpochs: number;
-  lrDrops: number[];
-  lrDropFactor: number;
-  evalBatchSize: number;
-  maxSteps: number;
-}
-
-export interface SparsitySpec {
-  target: number;
-  distribution: SparsityDistribution;
-  format: SparseFormat;
-  holdActive: boolean;
 }
 
 /** Everything that defines one run; its hash is the run id. */
@@ -48,7 +28,7 @@ export interface RunSpec {
   smoke: boolean;
 }
 
-export const trainingOptions: OptionSpecs = {
+export const trainingOptions = declareOptions({
   epochs: { type: 'integer', default: 20, minimum: 1, help: 'training epochs' },
   batchSize: { type: 'integer', default: 128, minimum: 1, help: 'training batch size' },
   lr: { type: 'number', default: 0.1, exclusiveMinimum: 0, help: 'peak SGD learning rate' },
@@ -59,22 +39,19 @@ export const trainingOptions: OptionSpecs = {
   lrDropFactor: { type: 'number', default: 0.1, exclusiveMinimum: 0, help: 'learning-rate multiplier at each drop' },
   evalBatchSize: { type: 'integer', default: 1000, minimum: 1, help: 'batch size for evaluation' },
   maxSteps: { type: 'integer', default: 0, minimum: 0, help: 'stop after this many steps (0: no limit)' },
-};
+});
+export type TrainingSpec = OptionsOf<typeof trainingOptions>;
 
-export const sparsityOptions: OptionSpecs = {
+export const sparsityOptions = declareOptions({
   target: { type: 'number', default: 0.9, minimum: 0, exclusiveMaximum: 1, help: 'fraction of prunable weights that are zero' },
-  distribution: { type: 'string', default: 'erdos-renyi', enum: ['erdos-renyi', 'uniform'], help: 'how the active connections are spread over layers' },
-  format: { type: 'string', default: 'csr', enum: ['masked', 'csr'], help: 'storage: only the active connections (always sparse), or dense weights x a 0/1 mask (how research code simulates sparsity); methods without sparsity (dense) train dense weights either way' },
+  distribution: { type: 'string', default: 'erdos-renyi', enum: ['erdos-renyi', 'uniform'] satisfies SparsityDistribution[], help: 'how the active connections are spread over layers' },
+  format: { type: 'string', default: 'csr', enum: ['masked', 'csr'] satisfies SparseFormat[], help: 'storage: only the active connections (always sparse), or dense weights x a 0/1 mask (how research code simulates sparsity); methods without sparsity (dense) train dense weights either way' },
   holdActive: { type: 'boolean', default: false, help: 'keep the active connection count of width 1 as the model widens (sparsity rises with width)' },
-};
+});
+export type SparsitySpec = OptionsOf<typeof sparsityOptions>;
 
-export const updateOptions: OptionSpecs = {
-  delta: { type: 'integer', default: 1000, minimum: 1, help: 'training steps between prune-grow updates (Delta_T)' },
-  end: { type: 'number', default: 0.6, exclusiveMinimum: 0, maximum: 1, help: 'fraction of training after which updates stop (T_end; paper: epoch 120 of 200)' },
-  alpha: { type: 'number', default: 0.2, minimum: 0, maximum: 1, help: 'initial update fraction, cosine-decayed to 0 at T_end' },
-  samplesPerClass: { type: 'integer', default: 10, minimum: 1, help: 'training examples per class in the update batch' },
-  scope: { type: 'string', default: 'global', enum: ['global', 'local'], help: 'rank connections over all layers together, or per layer' },
-};
+/** The config groups other than the named entries (dataset, model, method), by config field. */
+export const groupOptions = { sparsity: sparsityOptions, update: updateOptions, training: trainingOptions } as const;
 
 /** Canonical JSON: keys sorted, so equal specs hash equally whatever the key order. */
 export function canonicalJson(v: unknown): string {
@@ -113,7 +90,7 @@ export function runIdentity(spec: RunSpec): Record<string, unknown> {
   return {
     version: SPEC_VERSION,
     seed: spec.seed,
-    dataset: { name: spec.dataset.name, ...nonDefault(datasets[spec.dataset.name].options as OptionSpecs, spec.dataset) },
+    dataset: { name: spec.dataset.name, ...nonDefault(datasets[spec.dataset.name].options, spec.dataset) },
     model: { name: spec.model.name, ...nonDefault(getModel(spec.model.name).options, spec.model) },
     method: { name: spec.method.name, ...nonDefault(method.options, spec.method), ...(method.source ? { source: method.source } : {}) },
     sparsity: nonDefault(sparsityOptions, spec.sparsity),

@@ -5,46 +5,14 @@
  * is checked field by field at once, with the same check the plugin loader applies to a plain
  * object (harness/plugins.ts), so a malformed method fails with one line naming the field.
  */
-import type { OptionSpec, OptionSpecs } from '../harness/options.js';
+import { declarationProblem, type OptionSpecs, type OptionsOf } from '../harness/options.js';
 import type { Method } from './types.js';
-
-/** The value type one option declaration stands for. */
-export type OptionValue<S extends OptionSpec> =
-  S['type'] extends 'number' | 'integer' ? number
-    : S['type'] extends 'boolean' ? boolean
-      : S['type'] extends 'integer[]' ? number[]
-        : S extends { enum: readonly (infer E)[] } ? E : string;
-
-/** The options type of a declaration: { gamma: { type: 'number', ... } } -> { gamma: number }. */
-export type OptionsOf<S extends OptionSpecs> = { -readonly [K in keyof S]: OptionValue<S[K]> };
 
 /** A method whose options type is derived from its `options` declaration. */
 export function defineMethod<const S extends OptionSpecs>(m: Omit<Method<OptionsOf<S>>, 'options'> & { options: S }): Method<OptionsOf<S>> {
   const problem = checkMethodShape(m);
   if (problem) throw new Error(`defineMethod: ${problem}`);
   return m as unknown as Method<OptionsOf<S>>;
-}
-
-const OPTION_TYPES = ['number', 'integer', 'string', 'boolean', 'integer[]'];
-
-function checkOption(key: string, o: unknown): string | null {
-  const at = `field "options.${key}"`;
-  if (!o || typeof o !== 'object') return `${at}: must be an option declaration { type, default, help }`;
-  const s = o as Record<string, unknown>;
-  if (!OPTION_TYPES.includes(s.type as string)) return `${at}.type: must be one of ${OPTION_TYPES.join(', ')} (got ${JSON.stringify(s.type)})`;
-  if (typeof s.help !== 'string' || s.help === '') return `${at}.help: must be a one-line description`;
-  const d = s.default;
-  const ok = s.type === 'number' ? typeof d === 'number' && Number.isFinite(d)
-    : s.type === 'integer' ? Number.isInteger(d)
-      : s.type === 'boolean' ? typeof d === 'boolean'
-        : s.type === 'integer[]' ? Array.isArray(d) && d.every(Number.isInteger)
-          : typeof d === 'string';
-  if (!ok) return `${at}.default: must be a ${s.type} (got ${JSON.stringify(d)})`;
-  if (s.enum !== undefined && (!Array.isArray(s.enum) || !s.enum.includes(d))) return `${at}.enum: must be a list of strings that holds the default`;
-  for (const b of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
-    if (s[b] !== undefined && typeof s[b] !== 'number') return `${at}.${b}: must be a number`;
-  }
-  return null;
 }
 
 /** Why `m` is not a method of the documented shape (one phrase naming the field), or null. */
@@ -56,8 +24,8 @@ export function checkMethodShape(m: unknown): string | null {
   if (!o.options || typeof o.options !== 'object' || Array.isArray(o.options)) return 'field "options": must be an object of option declarations ({} for none)';
   for (const [k, s] of Object.entries(o.options)) {
     if (k === 'name') return 'field "options.name": "name" is reserved for the method name';
-    const p = checkOption(k, s);
-    if (p) return p;
+    const p = declarationProblem(s);
+    if (p) return `field "options.${k}"${p.field ? `.${p.field}` : ''}: ${p.problem}`;
   }
   for (const f of ['sparse', 'alwaysSparse', 'updates']) if (typeof o[f] !== 'boolean') return `field "${f}": must be true or false`;
   for (const f of ['startsDense', 'updatesAt', 'update']) if (typeof o[f] !== 'function') return `field "${f}": must be a function`;

@@ -23,12 +23,15 @@
 import type { LayerState } from '../models/sparse/types.js';
 import { probeFlops } from './dst.js';
 import { isGlobal, pruneToKeep, scoredPools, targetKeep } from './prune-init.js';
-import type { InitContext, Method, UpdateReport } from './types.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { defineMethod } from './define.js';
+import type { InitContext, UpdateReport } from './types.js';
 
-export interface GraspOptions {
-  temperature: number;
-  fdStep: number;
-}
+const graspOptions = declareOptions({
+  temperature: { type: 'number', default: 200, exclusiveMinimum: 0, help: 'softmax temperature T: logits / T in the loss whose g and Hg are scored (authors\' code: 200)' },
+  fdStep: { type: 'number', default: 1e-3, exclusiveMinimum: 0, help: 'finite-difference step for Hg: perturbation norm relative to the weight norm, ε = fdStep ||w|| / ||g||' },
+});
+export type GraspOptions = OptionsOf<typeof graspOptions>;
 
 /** The gradient of every layer's given connections from the probe just recorded. */
 function gradients(ctx: InitContext, states: LayerState[]): Float32Array[] {
@@ -86,18 +89,15 @@ export function graspInitialize(ctx: InitContext, o: GraspOptions): UpdateReport
   return { k: pruned, grown: 0, pruned, flops };
 }
 
-export const grasp: Method = {
+export const grasp = defineMethod({
   name: 'grasp',
   summary: 'GraSP: one-shot pruning at initialisation, removing the largest -w ⊙ Hg on one update batch (Hg by central finite differences of gradients, not double backward: tfjs second derivatives through softmax are wrong; update.scope, global by default); then static. Starts dense: not always sparse',
-  options: {
-    temperature: { type: 'number', default: 200, exclusiveMinimum: 0, help: 'softmax temperature T: logits / T in the loss whose g and Hg are scored (authors\' code: 200)' },
-    fdStep: { type: 'number', default: 1e-3, exclusiveMinimum: 0, help: 'finite-difference step for Hg: perturbation norm relative to the weight norm, ε = fdStep ||w|| / ||g||' },
-  },
+  options: graspOptions,
   sparse: true,
   alwaysSparse: false,
   updates: true,
   startsDense: () => true,
   updatesAt: () => false,
   update: () => { throw new Error('grasp prunes only at initialisation'); },
-  initialize: (ctx, o) => graspInitialize(ctx, o as GraspOptions),
-};
+  initialize: (ctx, o) => graspInitialize(ctx, o),
+});

@@ -24,14 +24,16 @@
 import type { Connections } from '../models/sparse/types.js';
 import { dstUpdatesAt, key, pickByScope, probeFlops, pruneAndGrow, type Grower, type Pool } from './dst.js';
 import { denseGradientPool } from './rigl.js';
-import { sampleSubset, samplerNames, type SamplerName } from './samplers.js';
-import type { Method } from './types.js';
+import { checkedOptions, declareOptions, type OptionsOf } from '../harness/options.js';
+import { defineMethod } from './define.js';
+import { sampleSubset, samplerNames } from './samplers.js';
 
-export interface GseOptions {
-  gamma: number;
-  sampler: SamplerName;
-  overlap: boolean;
-}
+const gseOptions = declareOptions({
+  gamma: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'subset sampling factor: ceil(gamma * active) pairs are drawn per layer' },
+  sampler: { type: 'string', default: 'uniform', enum: samplerNames, help: 'subset distribution: uniform, grabo (gradient bound) or graest (AMS estimate)' },
+  overlap: { type: 'boolean', default: false, help: 'record |grown ∩ RigL top-k| / k per update (uses the dense gradient: a diagnostic, costly in csr)' },
+});
+export type GseOptions = OptionsOf<typeof gseOptions>;
 
 const empty = (cols: number): Pool => ({ cols, row: new Int32Array(0), col: new Int32Array(0), value: new Float32Array(0) });
 
@@ -83,27 +85,15 @@ export function subsetGrower(o: GseOptions): Grower {
   };
 }
 
-export const gse: Method<Record<string, any>> = {
+export const gse = defineMethod({
   name: 'gse',
   summary: 'GSE: grow the top |gradient| of a sampled subset of inactive connections, then prune smallest |w|; never builds anything rows x cols',
-  options: {
-    gamma: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'subset sampling factor: ceil(gamma * active) pairs are drawn per layer' },
-    sampler: { type: 'string', default: 'uniform', enum: samplerNames, help: 'subset distribution: uniform, grabo (gradient bound) or graest (AMS estimate)' },
-    overlap: { type: 'boolean', default: false, help: 'record |grown ∩ RigL top-k| / k per update (uses the dense gradient: a diagnostic, costly in csr)' },
-  },
+  options: gseOptions,
   sparse: true,
   alwaysSparse: true,
   updates: true,
   startsDense: () => false,
   updatesAt: (ctx) => dstUpdatesAt(ctx),
-  update: (ctx, options) => pruneAndGrow(ctx, subsetGrower(resolveGse(options)), 'gse'),
-};
-
-/** Options with the defaults filled in and checked (configs are validated already; direct calls may not be). */
-export function resolveGse(options: Record<string, unknown> = {}): GseOptions {
-  const gamma = options.gamma === undefined ? 1 : Number(options.gamma);
-  const sampler = (options.sampler ?? 'uniform') as SamplerName;
-  if (!(gamma > 0)) throw new Error(`gse: gamma must be > 0, got ${options.gamma}`);
-  if (!samplerNames.includes(sampler)) throw new Error(`gse: unknown sampler ${JSON.stringify(sampler)}`);
-  return { gamma, sampler, overlap: options.overlap === true };
-}
+  // checked here too: a direct call may leave options out (configs are validated already)
+  update: (ctx, options) => pruneAndGrow(ctx, subsetGrower(checkedOptions(gseOptions, options, 'gse')), 'gse'),
+});

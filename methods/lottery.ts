@@ -20,12 +20,15 @@
  */
 import { magnitudePools } from './dst.js';
 import { isGlobal, pruneToKeep } from './prune-init.js';
-import type { Method, RoundContext, UpdateReport } from './types.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { defineMethod } from './define.js';
+import type { RoundContext, UpdateReport } from './types.js';
 
-export interface LotteryOptions {
-  rate: number;
-  rewindStep: number;
-}
+const lotteryOptions = declareOptions({
+  rate: { type: 'number', default: 0.2, exclusiveMinimum: 0, exclusiveMaximum: 1, help: 'fraction of the remaining weights pruned after each round (Frankle & Carbin: 0.2)' },
+  rewindStep: { type: 'integer', default: 0, minimum: 0, help: 'training step of round 0 whose weights every later round restarts from (0: the initialisation; late rewinding: a few hundred steps)' },
+});
+export type LotteryOptions = OptionsOf<typeof lotteryOptions>;
 
 /**
  * The budget after the round that just ended, or null when the target is reached: each layer
@@ -51,13 +54,10 @@ export function lotteryNext(ctx: RoundContext, o: LotteryOptions): UpdateReport 
   return { k: pruned, grown: 0, pruned, flops: 0 };
 }
 
-export const lottery: Method = {
+export const lottery = defineMethod({
   name: 'lottery',
   summary: 'lottery ticket: train, prune the smallest |w| (rate of the remaining per round; update.scope, global by default), rewind to the weights at rewindStep, retrain, until the target; every round (a full training run) in one run folder, the last one is the result. Starts dense: not always sparse',
-  options: {
-    rate: { type: 'number', default: 0.2, exclusiveMinimum: 0, exclusiveMaximum: 1, help: 'fraction of the remaining weights pruned after each round (Frankle & Carbin: 0.2)' },
-    rewindStep: { type: 'integer', default: 0, minimum: 0, help: 'training step of round 0 whose weights every later round restarts from (0: the initialisation; late rewinding: a few hundred steps)' },
-  },
+  options: lotteryOptions,
   sparse: true,
   alwaysSparse: false,
   updates: true,
@@ -65,7 +65,7 @@ export const lottery: Method = {
   updatesAt: () => false,
   update: () => { throw new Error('lottery prunes only between rounds'); },
   rounds: {
-    rewindStep: (o) => (o as LotteryOptions).rewindStep,
-    next: (ctx, o) => lotteryNext(ctx, o as LotteryOptions),
+    rewindStep: (o) => o.rewindStep,
+    next: (ctx, o) => lotteryNext(ctx, o),
   },
-};
+});

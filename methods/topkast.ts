@@ -25,12 +25,15 @@
  * dense initialisation is ranked once at step 0.
  */
 import type { Connections } from '../models/sparse/types.js';
-import type { InitContext, Method, MethodState, StatefulWeight, StepContext, StepReport, UpdateReport } from './types.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { defineMethod } from './define.js';
+import type { InitContext, MethodState, StatefulWeight, StepContext, StepReport, UpdateReport } from './types.js';
 
-export interface TopkastOptions {
-  backwardFactor: number;
-  exploreFraction: number;
-}
+const topkastOptions = declareOptions({
+  backwardFactor: { type: 'number', default: 2, minimum: 1, help: 'backward set size / forward set size per layer (GSE authors\' Top-KAST: (1 + γ) with γ = 1; 2 = forward 90% / backward 80% sparse)' },
+  exploreFraction: { type: 'number', default: 0.1, minimum: 0, maximum: 1, help: 'fraction of training during which A and B are recomputed before every step; afterwards every update.delta steps' },
+});
+export type TopkastOptions = OptionsOf<typeof topkastOptions>;
 
 /** One layer's Top-KAST state (kept in checkpoints). */
 export interface TopkastLayer {
@@ -268,13 +271,10 @@ export function topkastAfterStep(ctx: StepContext, o: TopkastOptions): StepRepor
   return { flops, update: refreshAll(ctx.layers, state) };
 }
 
-export const topkast: Method = {
+export const topkast = defineMethod({
   name: 'topkast',
   summary: 'Top-KAST: forward with the top-D |θ| per layer, gradients to the top-(backwardFactor x D), exploration penalty weightDecay / D on the backward-only weights; sets recomputed every step, after exploreFraction every update.delta steps. Keeps the dense θ: not always sparse in memory',
-  options: {
-    backwardFactor: { type: 'number', default: 2, minimum: 1, help: 'backward set size / forward set size per layer (GSE authors\' Top-KAST: (1 + γ) with γ = 1; 2 = forward 90% / backward 80% sparse)' },
-    exploreFraction: { type: 'number', default: 0.1, minimum: 0, maximum: 1, help: 'fraction of training during which A and B are recomputed before every step; afterwards every update.delta steps' },
-  },
+  options: topkastOptions,
   sparse: true,
   alwaysSparse: false,
   updates: true,
@@ -284,6 +284,6 @@ export const topkast: Method = {
   // A and B are refreshed in place: the active count of every layer stays, and a weight that
   // re-enters A keeps its value and momentum (grow() would zero them)
   invariants: { counts: 'kept', grownAtZero: false },
-  initialize: (ctx, o) => topkastInitialize(ctx, o as TopkastOptions),
-  afterStep: (ctx, o) => topkastAfterStep(ctx, o as TopkastOptions),
-};
+  initialize: (ctx, o) => topkastInitialize(ctx, o),
+  afterStep: (ctx, o) => topkastAfterStep(ctx, o),
+});

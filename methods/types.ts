@@ -1,19 +1,9 @@
 import type { Rng } from '../harness/rng.js';
 import type { OptionSpecs } from '../harness/options.js';
 import type { Connections, SparseLayer, SparseWeight } from '../models/sparse/types.js';
+import type { UpdateSchedule } from './schedule.js';
 
-/** The shared prune-grow schedule group of a run (config field "update"). */
-export interface UpdateSchedule {
-  /** steps between updates */
-  delta: number;
-  /** fraction of training after which no update runs (T_end) */
-  end: number;
-  /** initial update fraction, cosine-decayed to 0 at T_end */
-  alpha: number;
-  /** training examples per class in the update batch */
-  samplesPerClass: number;
-  scope: 'global' | 'local';
-}
+export type { UpdateSchedule };
 
 export interface ScheduleContext {
   step: number;

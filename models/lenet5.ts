@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
 import { maxPool2 } from './layers.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
 import { layerParams, type ModelEntry } from './model.js';
 
+const lenet5Options = declareOptions({
+  width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
+});
+export type Lenet5Options = OptionsOf<typeof lenet5Options>;
+
 /** LeNet-5: conv 5x5 (6) - pool - conv 5x5 (16) - pool - fc 120 - fc 84 - fc classes, ReLU. */
-export const lenet5: ModelEntry = {
+export const lenet5: ModelEntry<Lenet5Options> = {
   name: 'lenet5',
   summary: 'LeNet-5 convolutional network (conv6-conv16-fc120-fc84)',
-  options: {
-    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
-  },
+  options: lenet5Options,
   kernels: ['Conv2D', 'Conv2DBackpropInput', 'MaxPool'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model lenet5 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);

@@ -1,20 +1,24 @@
 import * as tf from '@tensorflow/tfjs';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
 import { layerParams, type ModelEntry } from './model.js';
 import { CsrLayer } from './sparse/csr.js';
 import { CsrChain } from './sparse/csr-chain.js';
 
+const mlpOptions = declareOptions({
+  hidden: { type: 'integer[]', default: [300, 100], minimum: 1, help: 'hidden layer sizes at width 1' },
+  width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every hidden layer' },
+});
+export type MlpOptions = OptionsOf<typeof mlpOptions>;
+
 /** Fully connected ReLU network; the default 300,100 is LeNet-300-100. */
-export const mlp: ModelEntry = {
+export const mlp: ModelEntry<MlpOptions> = {
   name: 'mlp',
   summary: 'multi-layer perceptron with ReLU (default LeNet-300-100)',
-  options: {
-    hidden: { type: 'integer[]', default: [300, 100], minimum: 1, help: 'hidden layer sizes at width 1' },
-    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every hidden layer' },
-  },
+  options: mlpOptions,
   kernels: [],
   layout(o, data) {
     const inputs = data.inputShape.reduce((a, b) => a * b, 1);
-    const sizes = [inputs, ...(o.hidden as number[]).map((h) => Math.max(1, Math.round(h * o.width))), data.classes];
+    const sizes = [inputs, ...o.hidden.map((h) => Math.max(1, Math.round(h * o.width))), data.classes];
     return sizes.slice(1).map((rows, i) => ({ name: `fc${i + 1}`, kind: 'linear' as const, rows, cols: sizes[i], positions: 1 }));
   },
   build(_o, _data, layers) {

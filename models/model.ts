@@ -19,15 +19,17 @@ export interface Model {
 /**
  * A model family. Building is two-phase: `layout` names every prunable weight's geometry (the
  * sparsity assignment needs all of them at once), then `build` wires the layers made from it.
+ * `options` is the one declaration of its options; `O`, what layout and build receive (defaults
+ * filled in), is derived from it: `ModelEntry<OptionsOf<typeof options>>` (harness/options.ts).
  */
-export interface ModelEntry {
+export interface ModelEntry<O = Record<string, any>> {
   name: string;
   summary: string;
   options: OptionSpecs;
   /** kernels the model's training needs beyond matMul and elementwise ops (backend selection) */
   kernels: string[];
-  layout(options: Record<string, any>, data: DataShape): LayerShape[];
-  build(options: Record<string, any>, data: DataShape, layers: SparseLayer[]): Model;
+  layout(options: O, data: DataShape): LayerShape[];
+  build(options: O, data: DataShape, layers: SparseLayer[]): Model;
 }
 
 export function layerParams(layers: SparseLayer[]): Param[] {

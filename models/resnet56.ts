@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
 import { BatchNorm, dropBias, scaled, trainableParams, type ModelWithBuffers } from './layers.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
 import type { ModelEntry } from './model.js';
 import { readFloats } from './sparse/csr.js';
 import type { LayerShape, Param, SparseLayer } from './sparse/types.js';
@@ -28,7 +29,7 @@ interface Plan {
   widths: number[];
 }
 
-function plan(o: Record<string, any>): Plan {
+function plan(o: Resnet56Options): Plan {
   const widths = [16, 32, 64].map((c) => scaled(c, o.width));
   const blocks: Block[] = [];
   let inPlanes = widths[0];
@@ -86,14 +87,17 @@ export function optionA(inC: number, planes: number, stride: number): (x: tf.Ten
   return op;
 }
 
-export const resnet56: ModelEntry = {
+const resnet56Options = declareOptions({
+  width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last (channels int(16w), int(32w), int(64w))' },
+  blocks: { type: 'integer', default: 9, minimum: 1, help: 'basic blocks per stage (9: ResNet-56; 3: ResNet-20, 5: ResNet-32)' },
+  shortcut: { type: 'string', default: 'A', enum: ['A', 'B'], help: 'A: zero-padding/subsample identity (the authors\' default); B: 1x1 conv + BN' },
+});
+export type Resnet56Options = OptionsOf<typeof resnet56Options>;
+
+export const resnet56: ModelEntry<Resnet56Options> = {
   name: 'resnet56',
   summary: 'CIFAR ResNet-56 (3 stages x 9 basic blocks, 16/32/64 channels, batch norm; ~0.85M parameters)',
-  options: {
-    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last (channels int(16w), int(32w), int(64w))' },
-    blocks: { type: 'integer', default: 9, minimum: 1, help: 'basic blocks per stage (9: ResNet-56; 3: ResNet-20, 5: ResNet-32)' },
-    shortcut: { type: 'string', default: 'A', enum: ['A', 'B'], help: 'A: zero-padding/subsample identity (the authors\' default); B: 1x1 conv + BN' },
-  },
+  options: resnet56Options,
   kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model resnet56 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);

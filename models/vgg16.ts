@@ -13,18 +13,22 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../harness/errors.js';
 import { BatchNorm, Dropout, maxPool2, scaled, seedFromLayers, trainableParams, type ModelWithBuffers } from './layers.js';
+import { declareOptions, type OptionsOf } from '../harness/options.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape } from './sparse/types.js';
 
 const CFG_D: (number | 'M')[] = [16, 16, 'M', 32, 32, 'M', 64, 64, 64, 'M', 128, 128, 128, 'M', 128, 128, 128, 'M'];
 
-export const vgg16: ModelEntry = {
+const vgg16Options = declareOptions({
+  width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
+  dropout: { type: 'number', default: 0.5, minimum: 0, exclusiveMaximum: 1, help: 'dropout rate in the classifier (PyTorch nn.Dropout default 0.5)' },
+});
+export type Vgg16Options = OptionsOf<typeof vgg16Options>;
+
+export const vgg16: ModelEntry<Vgg16Options> = {
   name: 'vgg16',
   summary: 'CIFAR VGG-16 "small" with batch norm (convs 16..128, classifier 512-512; the GSE authors\' vgg16_bn_small)',
-  options: {
-    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of every layer but the last' },
-    dropout: { type: 'number', default: 0.5, minimum: 0, exclusiveMaximum: 1, help: 'dropout rate in the classifier (PyTorch nn.Dropout default 0.5)' },
-  },
+  options: vgg16Options,
   kernels: ['Conv2D', 'PadV2', 'Transpose', 'Reverse', 'AvgPool', 'Step', 'MaxPool'],
   layout(o, data) {
     if (data.inputShape.length !== 3) throw new UserError(`model vgg16 needs image input [H, W, C], the dataset gives [${data.inputShape}]`);

@@ -3,7 +3,7 @@ import { methods } from '../../methods/index.js';
 import { models } from '../../models/index.js';
 import { datasets } from '../data/index.js';
 import { describeOptions, type OptionSpecs } from '../options.js';
-import { sparsityOptions, trainingOptions, updateOptions } from '../spec.js';
+import { groupOptions } from '../spec.js';
 import { loadPlugins, pluginFiles } from '../plugins.js';
 import { log, defineCommand, pluginOption } from './common.js';
 
@@ -21,11 +21,11 @@ export function listText(): string {
   };
   section('methods', Object.values(methods), (n) => (methods[n].alwaysSparse ? ' [always sparse]' : methods[n].sparse ? '' : ' [dense]'));
   section('models', Object.values(models));
-  section('datasets', Object.values(datasets) as unknown as Entry[]);
-  lines.push('samplers (gse option "sampler"): uniform, grabo, graest');
-  lines.push('formats (sparsity.format): masked, csr');
+  section('datasets', Object.values(datasets));
+  lines.push(`samplers (gse option "sampler"): ${methods.gse.options.sampler.enum!.join(', ')}`);
+  lines.push(`formats (sparsity.format): ${groupOptions.sparsity.format.enum.join(', ')}`);
   lines.push('');
-  section('config groups', Object.entries({ training: trainingOptions, sparsity: sparsityOptions, update: updateOptions })
+  section('config groups', Object.entries(groupOptions)
     .map(([name, options]) => ({ name, summary: `"${name}": { ... }`, options })));
   return lines.join('\n');
 }

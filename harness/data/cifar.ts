@@ -21,6 +21,7 @@
 import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
 import type { Dataset, DatasetEntry, Split } from './index.js';
+import { declareOptions, withDefaults } from '../options.js';
 import { Rng } from '../rng.js';
 import { UserError } from '../errors.js';
 
@@ -208,16 +209,18 @@ export function loadCifar(layout: CifarLayout, dataDir: string | undefined, augm
   return data;
 }
 
+const cifarOptions = declareOptions({
+  augment: { type: 'boolean', default: true, help: 'training augmentation: pad 4 + random 32x32 crop + horizontal flip (p=0.5)' },
+});
+
 function entry(layout: CifarLayout): DatasetEntry {
   return {
     name: layout.name,
     summary: `${layout.title} from the official binary files under --data-dir (${layout.dirName}/), 32x32x3 normalised; pad-4 crop + flip augmentation`,
-    options: {
-      augment: { type: 'boolean', default: true, help: 'training augmentation: pad 4 + random 32x32 crop + horizontal flip (p=0.5)' },
-    },
+    options: cifarOptions,
     shape: () => ({ inputShape: [SIDE, SIDE, 3], classes: layout.classes, samples: 60_000 }),
     load(options, ctx) {
-      return loadCifar(layout, ctx.dataDir, options.augment === undefined ? true : Boolean(options.augment));
+      return loadCifar(layout, ctx.dataDir, withDefaults(cifarOptions, options).augment);
     },
     checkFiles(dataDir) {
       cifarDir(layout, dataDir);

@@ -7,6 +7,7 @@
  */
 import type { Rng } from '../rng.js';
 import { UserError } from '../errors.js';
+import { checkedOptions, type OptionSpecs } from '../options.js';
 import { mnistEntry } from './mnist.js';
 import { syntheticEntry } from './synthetic.js';
 import { cifar10Entry, cifar100Entry } from './cifar.js';
@@ -21,11 +22,15 @@ export interface Dataset {
   /** in-place training augmentation of one batch (images NHWC), seeded; absent when the dataset has none */
   augment?: (x: Float32Array, count: number, rng: Rng) => void;
 }
-export interface DatasetOption { type: 'number' | 'integer' | 'string' | 'boolean'; default: unknown; help: string; minimum?: number; maximum?: number; enum?: string[] }
+/**
+ * A dataset family. `options` is the one declaration of its options (harness/options.ts, made
+ * with declareOptions); `shape` and `load` read them through `withDefaults(options, given)`,
+ * whose type is derived from it, so a direct call with some options left out works too.
+ */
 export interface DatasetEntry {
   name: string;
   summary: string;
-  options: Record<string, DatasetOption>;
+  options: OptionSpecs;
   /** input shape, class count and samples (train + test; for files, the official dataset's) without loading anything (config validation, memory estimates) */
   shape(options: Record<string, unknown>): { inputShape: number[]; classes: number; samples: number };
   load(options: Record<string, unknown>, ctx: { dataDir?: string; seed: number }): Dataset;
@@ -58,38 +63,9 @@ export function loadDataset(name: string, options: Record<string, unknown>, ctx:
   return entry.load(resolveOptions(entry, options ?? {}), ctx);
 }
 
-/** Defaults filled in and every value checked against the entry's option specs. */
+/** Defaults filled in and every value checked against the entry's option declaration. */
 export function resolveOptions(entry: DatasetEntry, options: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(options)) {
-    if (!Object.prototype.hasOwnProperty.call(entry.options, key)) {
-      const known = Object.keys(entry.options);
-      throw new UserError(`dataset ${entry.name}: unknown option "${key}" (${known.length ? `known: ${known.join(', ')}` : 'it takes no options'})`);
-    }
-  }
-  for (const [key, spec] of Object.entries(entry.options)) {
-    const v = options[key] === undefined ? spec.default : options[key];
-    const where = `dataset ${entry.name} option ${key}`;
-    const shown = JSON.stringify(v);
-    switch (spec.type) {
-      case 'integer':
-      case 'number':
-        if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${where}: expected a ${spec.type}, got ${shown}`);
-        if (spec.type === 'integer' && !Number.isInteger(v)) throw new UserError(`${where}: expected an integer, got ${shown}`);
-        if (spec.minimum !== undefined && v < spec.minimum) throw new UserError(`${where}: ${v} is below the minimum ${spec.minimum}`);
-        if (spec.maximum !== undefined && v > spec.maximum) throw new UserError(`${where}: ${v} is above the maximum ${spec.maximum}`);
-        break;
-      case 'string':
-        if (typeof v !== 'string') throw new UserError(`${where}: expected a string, got ${shown}`);
-        if (spec.enum && !spec.enum.includes(v)) throw new UserError(`${where}: ${shown} is not one of ${spec.enum.join(', ')}`);
-        break;
-      case 'boolean':
-        if (typeof v !== 'boolean') throw new UserError(`${where}: expected true or false, got ${shown}`);
-        break;
-    }
-    out[key] = v;
-  }
-  return out;
+  return checkedOptions(entry.options, options, `dataset ${entry.name}`);
 }
 
 /**

@@ -16,6 +16,7 @@
 import type { Dataset, DatasetEntry, Split } from './index.js';
 import { Rng } from '../rng.js';
 import { UserError } from '../errors.js';
+import { declareOptions, withDefaults, type OptionsOf } from '../options.js';
 
 /** Norm of the class means (in units of the per-feature noise at noise = 1). */
 const MEAN_NORM = 4;
@@ -56,13 +57,16 @@ function makeSplit(rng: Rng, n: number, features: number, classes: number, noise
   return { x, y, n };
 }
 
-export interface SyntheticOptions {
-  features: number; classes: number; trainSamples: number; testSamples: number; noise: number; seed: number; shape: string;
-}
-
-function defaultsOf(entry: DatasetEntry): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(entry.options).map(([k, spec]) => [k, spec.default]));
-}
+const syntheticOptions = declareOptions({
+  features: { type: 'integer', default: 784, minimum: 1, help: 'input size (ignored when shape is given)' },
+  classes: { type: 'integer', default: 10, minimum: 2, help: 'number of classes (labels are balanced)' },
+  trainSamples: { type: 'integer', default: 4000, minimum: 1, help: 'training samples' },
+  testSamples: { type: 'integer', default: 1000, minimum: 1, help: 'test samples' },
+  noise: { type: 'number', default: 1, minimum: 0, help: 'per-feature std of the within-class noise; class means are ~5.7 apart' },
+  seed: { type: 'integer', default: -1, minimum: -1, help: 'data seed; -1 = the run seed, >= 0 holds the data fixed across run seeds' },
+  shape: { type: 'string', default: '', help: 'input shape such as "32x32x3" (NHWC image); empty = [features]' },
+});
+export type SyntheticOptions = OptionsOf<typeof syntheticOptions>;
 
 let cache: { key: string; data: Dataset } | undefined;
 
@@ -85,22 +89,13 @@ export function makeSynthetic(o: SyntheticOptions, seed: number): Dataset {
 export const syntheticEntry: DatasetEntry = {
   name: 'synthetic',
   summary: 'seeded Gaussian class clusters of any size (for tests and width benchmarks); learnable, ~95% nearest-mean accuracy at the defaults',
-  options: {
-    features: { type: 'integer', default: 784, minimum: 1, help: 'input size (ignored when shape is given)' },
-    classes: { type: 'integer', default: 10, minimum: 2, help: 'number of classes (labels are balanced)' },
-    trainSamples: { type: 'integer', default: 4000, minimum: 1, help: 'training samples' },
-    testSamples: { type: 'integer', default: 1000, minimum: 1, help: 'test samples' },
-    noise: { type: 'number', default: 1, minimum: 0, help: 'per-feature std of the within-class noise; class means are ~5.7 apart' },
-    seed: { type: 'integer', default: -1, minimum: -1, help: 'data seed; -1 = the run seed, >= 0 holds the data fixed across run seeds' },
-    shape: { type: 'string', default: '', help: 'input shape such as "32x32x3" (NHWC image); empty = [features]' },
-  },
+  options: syntheticOptions,
   shape(options) {
-    const o = { ...defaultsOf(syntheticEntry), ...options } as unknown as SyntheticOptions;
+    const o = withDefaults(syntheticOptions, options);
     return { inputShape: parseShape(o.shape) ?? [o.features], classes: o.classes, samples: o.trainSamples + o.testSamples };
   },
   load(options, ctx): Dataset {
-    // defaults filled here too, so calling load directly with partial options works
-    const o = { ...defaultsOf(syntheticEntry), ...options } as unknown as SyntheticOptions;
+    const o = withDefaults(syntheticOptions, options);
     const seed = o.seed >= 0 ? o.seed : ctx.seed;
     return makeSynthetic(o, seed);
   },
