@@ -20,16 +20,17 @@ import * as tf from '@tensorflow/tfjs';
 import { stringify } from 'csv-stringify/sync';
 import { selectBackend, type BackendChoice } from '../harness/backend.js';
 import { applySets, sweepFromConfig } from '../harness/config.js';
-import { datasets, featureSize, gather, resolveOptions, type Dataset, type Split } from '../harness/data/index.js';
+import { datasets, featureSize, gather, resolveOptions } from '../harness/data/index.js';
+import type { Dataset, Split } from '../harness/data/types.js';
 import { UserError } from '../harness/errors.js';
 import { median, peakRssMb } from '../harness/meters.js';
 import { runInitialize, stepHooks } from '../harness/method-hooks.js';
 import { Rng } from '../harness/rng.js';
 import { learningRate } from '../harness/sgd.js';
 import type { RunSpec } from '../harness/spec.js';
-import { buildModel, trainStep } from '../harness/train.js';
+import { buildModel, createRunContext } from '../harness/run-context.js';
+import { trainStep } from '../harness/train.js';
 import { getMethod } from '../methods/index.js';
-import type { MethodState } from '../methods/types.js';
 import { getModel, models } from '../models/index.js';
 import type { DataShape } from '../models/model.js';
 import * as K from '../models/sparse/kernels/index.js';
@@ -272,10 +273,10 @@ export async function stepPoint(o: StepOptions, model: string, format: string): 
   const data: Dataset = { name: spec.dataset.name, inputShape: shape.inputShape, classes: shape.classes, train, test: train };
   const m = buildModel(spec, shape);
   try {
-    const state: MethodState = {};
-    if (method.initialize) runInitialize(method, spec, m, data, train, schedule, rng.fork('method'), rng.fork('probe'), state);
+    const run = createRunContext({ spec, data, model: m, train, test: train });
+    if (method.initialize) runInitialize(run);
     const trainable = m.params().map((p) => p.value);
-    const hooks = stepHooks(method, spec, m, state);
+    const hooks = stepHooks(run);
     const fs = featureSize(shape.inputShape);
     const idx = Int32Array.from({ length: o.batch }, (_, i) => i);
     const t = spec.training;
@@ -287,7 +288,7 @@ export async function stepPoint(o: StepOptions, model: string, format: string): 
       const lr = learningRate(stepNo, totalSteps, t);
       hooks.before();
       trainStep(m, trainable, shape, batch, { lr, momentum: t.momentum, weightDecay: t.weightDecay });
-      hooks.after({ step: stepNo, totalSteps, stepsPerEpoch: totalSteps, schedule: schedule!, lr });
+      hooks.after({ step: stepNo, totalSteps, stepsPerEpoch: totalSteps, schedule: schedule! }, lr);
       stepNo++;
     };
     step(); // warm-up

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { writeFileAtomic } from './store.js';
-import type { TrainState } from './train.js';
+import type { TrainState } from './run-context.js';
 
 /**
  * Checkpoint files: a compact binary container for a run's TrainState.

@@ -33,6 +33,7 @@ import { getModel } from '../models/index.js';
 import type { LayerShape } from '../models/sparse/types.js';
 import { datasets, featureSize, resolveOptions } from './data/index.js';
 import { UserError } from './errors.js';
+import { SMOKE } from './run-context.js';
 import { runId, type RunSpec } from './spec.js';
 
 const F32 = 4;
@@ -40,8 +41,6 @@ const F32 = 4;
 export const PROCESS_BYTES = 240 * 2 ** 20;
 /** A 32-bit WebAssembly memory addresses at most 4 GiB: the wasm backend's tensors live in one. */
 export const WASM_HEAP_BYTES = 4 * 2 ** 30;
-/** A smoke run's batch cap and test samples (harness/train.ts SMOKE). */
-const SMOKE = { batch: 16, test: 16 };
 
 export interface MemoryEstimate {
   /** the whole process at its peak */
@@ -103,8 +102,8 @@ export function estimateRun(spec: RunSpec): MemoryEstimate {
     layers,
     active: Math.ceil((1 - spec.sparsity.target) * size(widthOne)),
     format: spec.sparsity.format,
-    batch: spec.smoke ? Math.min(SMOKE.batch, t.batchSize) : t.batchSize,
-    evalBatch: spec.smoke ? Math.min(SMOKE.test, t.evalBatchSize) : t.evalBatchSize,
+    batch: spec.smoke ? Math.min(SMOKE.batchSize, t.batchSize) : t.batchSize,
+    evalBatch: spec.smoke ? Math.min(SMOKE.testSamples, t.evalBatchSize) : t.evalBatchSize,
     features: featureSize(shape.inputShape),
     samples: shape.samples,
     method: { sparse: method.sparse, alwaysSparse: method.alwaysSparse, startsDense: method.startsDense(spec.method as never) },

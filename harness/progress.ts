@@ -1,4 +1,4 @@
-import type { EpochMetrics } from './train.js';
+import type { EpochMetrics } from './run-context.js';
 import type { RunStatus } from './store.js';
 
 /** What a worker reports about the runs it handles (in-process, or over IPC from a child). */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { asDiskFull, UserError } from './errors.js';
 import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
-import type { EpochMetrics, RunSummary, UpdateRecord } from './train.js';
+import type { EpochMetrics, RunSummary, UpdateRecord } from './run-context.js';
 import { variantLabel } from '../methods/index.js';
 import { canonicalJson, runId, SPEC_VERSION, type RunSpec } from './spec.js';
 

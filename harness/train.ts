@@ -1,98 +1,29 @@
+/**
+ * The training loop. `trainRun` builds the run context once (harness/run-context.ts) and runs
+ * the loop, or, for a multi-round method, the rounds runner around it (harness/rounds.ts). The
+ * loop itself knows no method: it calls a list of hooks at fixed points (harness/method-hooks.ts
+ * LoopHook: a start, before each step, after each step) and records what they report; epochs,
+ * evaluation, checkpoints, interruption and the cost counters are its own.
+ *
+ * The one decision a reader may question: the rounds runner passes the loop in (`trainLoop` is a
+ * parameter of trainRounds) rather than importing this file, so nothing below train.ts imports it.
+ */
 import * as tf from '@tensorflow/tfjs';
-import { momentumOf } from '../methods/dst.js';
-import { getMethod } from '../methods/index.js';
-import type { MethodState, ScheduleContext, UpdateContext, UpdateReport } from '../methods/types.js';
-import { getModel } from '../models/index.js';
+import type { ScheduleContext } from '../methods/types.js';
 import type { DataShape, Model } from '../models/model.js';
-import { buildSparseLayers, initialDensity } from '../models/sparse/index.js';
-import type { LayerState } from '../models/sparse/types.js';
-import { batchOrder, featureSize, gather, loadDataset, samplesPerClass, slicePerClass, type Dataset, type Split } from './data/index.js';
+import { batchOrder, featureSize, gather } from './data/index.js';
+import type { Dataset, Split } from './data/types.js';
+import { checkTarget } from './invariants.js';
 import { median, peakRssMb, stepFlops } from './meters.js';
-import { Rng } from './rng.js';
+import { methodHooks } from './method-hooks.js';
+import { trainRounds } from './rounds.js';
+import {
+  batchTensors, createRunContext, crossEntropy, prepareRun, restoreModel, saveExtraTensors,
+  type EpochMetrics, type HookOutcome, type LoopControl, type PartialEpoch, type RunContext, type RunControl, type RunEvents, type RunSummary,
+  type TrainState, type UpdateRecord,
+} from './run-context.js';
 import { learningRate, sgdStep, type SgdOptions } from './sgd.js';
 import type { RunSpec } from './spec.js';
-import { activeBefore, checkHook, checkTarget, invariantsOf, type Hook } from './invariants.js';
-import { hookRecord, runInitialize, stepHooks, targetCounts, trainRounds, type RoundResult, type RoundsState } from './method-hooks.js';
-
-export interface EpochMetrics {
-  epoch: number;
-  step: number;
-  lr: number;
-  train_loss: number;
-  train_accuracy: number;
-  test_loss: number;
-  test_accuracy: number;
-  active_params: number;
-  wall_s: number;
-  /** multi-round methods (lottery): the round this epoch belongs to */
-  round?: number;
-}
-
-export interface UpdateRecord extends UpdateReport {
-  step: number;
-  active: number;
-  density: Record<string, number>;
-  ms: number;
-  /** multi-round methods (lottery): the round this update belongs to */
-  round?: number;
-}
-
-export interface LayerSummary {
-  name: string;
-  rows: number;
-  cols: number;
-  active: number;
-  density: number;
-}
-
-export interface RunSummary {
-  status: 'done' | 'diverged';
-  /** step at which the loss stopped being finite */
-  diverged_step?: number;
-  epochs: number;
-  steps: number;
-  test_accuracy: number;
-  best_test_accuracy: number;
-  train_accuracy: number;
-  train_flops: number;
-  dense_train_flops: number;
-  active_params: number;
-  total_params: number;
-  /** 1 - active_params / total_params, measured from the layers at the end (not the config's target) */
-  achieved_sparsity: number;
-  param_bytes: number;
-  peak_rss_mb: number;
-  wall_s: number;
-  step_ms: number;
-  update_ms: number | null;
-  layers: LayerSummary[];
-  /** multi-round methods (lottery): every round's result; the fields above are the last round's */
-  rounds?: RoundResult[];
-}
-
-export interface RunEvents {
-  onEpoch?(m: EpochMetrics): void;
-  onUpdate?(u: UpdateRecord): void;
-  onStep?(step: number, totalSteps: number, loss: number): void;
-}
-
-/**
- * Smoke runs (--smoke): every code path of a cell for a few steps, cheap enough to check a whole
- * paper grid on a CPU: the first 32 training and 16 test samples spread over the classes, batches
- * of at most 16, at most two epochs, prune-grow updates every 2 steps.
- */
-const SMOKE = { trainSamples: 32, testSamples: 16, batchSize: 16, epochs: 2, delta: 2 };
-
-/** Mean softmax cross-entropy, from primitives every backend has. */
-export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
-  const logp = tf.logSoftmax(logits);
-  return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), logp), 1))) as tf.Scalar;
-}
-
-function batchTensors(data: DataShape, b: { x: Float32Array; y: Int32Array }): { x: tf.Tensor2D; y: tf.Tensor1D } {
-  const n = b.y.length;
-  return { x: tf.tensor2d(b.x, [n, featureSize(data.inputShape)]), y: tf.tensor1d(b.y, 'int32') };
-}
 
 export function evaluate(model: Model, data: Dataset, split: Split, batchSize: number): { loss: number; accuracy: number } {
   let lossSum = 0;
@@ -114,100 +45,6 @@ export function evaluate(model: Model, data: Dataset, split: Split, batchSize: n
   return { loss: lossSum / split.n, accuracy: correct / split.n };
 }
 
-export interface PreparedRun {
-  spec: RunSpec;
-  data: Dataset;
-  model: Model;
-  train: Split;
-  test: Split;
-}
-
-/** Data and model of a run, built from its seed alone. */
-export function prepareRun(spec: RunSpec, env: { dataDir?: string }): PreparedRun {
-  const rng = new Rng(spec.seed);
-  const { name: datasetName, ...datasetOptions } = spec.dataset;
-  const data = loadDataset(datasetName, datasetOptions, { dataDir: env.dataDir, seed: spec.seed });
-  const smokeSlice = (split: Split, n: number) => slicePerClass(split, data.classes, Math.ceil(n / data.classes), n);
-  const train = spec.smoke ? smokeSlice(data.train, SMOKE.trainSamples) : data.train;
-  const test = spec.smoke ? smokeSlice(data.test, SMOKE.testSamples) : data.test;
-  return { spec, data, model: buildModel(spec, data, rng), train, test };
-}
-
-/** The model of a run from its seed and the data's shape alone (prepareRun's; bench step builds it without data). */
-export function buildModel(spec: RunSpec, data: DataShape, rng = new Rng(spec.seed)): Model {
-  const entry = getModel(spec.model.name);
-  const method = getMethod(spec.method.name);
-  const shapes = entry.layout(spec.model, data);
-  const density = !method.sparse || method.startsDense(spec.method) ? 1 : initialDensity(spec, shapes, entry.layout({ ...spec.model, width: 1 }, data));
-  const layers = buildSparseLayers(shapes, {
-    density,
-    distribution: spec.sparsity.distribution,
-    // a method without sparsity trains plain dense weights: the masked format with every connection on
-    format: method.sparse ? spec.sparsity.format : 'masked',
-    rng: rng.fork('init'),
-  });
-  return entry.build(spec.model, data, layers);
-}
-
-/** Arrays of one model tensor that no sparse layer owns (e.g. a batch-norm scale), by name. */
-export interface NamedArrays {
-  name: string;
-  shape: number[];
-  value: Float32Array;
-  /** the SGD momentum buffer (absent for non-trainable buffers) */
-  velocity?: Float32Array;
-}
-
-/** Where a checkpoint taken inside an epoch stands in that epoch. */
-export interface PartialEpoch {
-  /** batches of this epoch already trained */
-  batch: number;
-  /** the data stream's state before this epoch's batch order was drawn */
-  orderRng: number[];
-  lossSum: number;
-  correct: number;
-  seen: number;
-  lr: number;
-}
-
-/** Everything a run needs to go on exactly as if it had never stopped. */
-export interface TrainState {
-  /** training steps done */
-  step: number;
-  /** epochs completed (evaluated and reported) */
-  epoch: number;
-  /** set when the checkpoint was taken inside epoch `epoch + 1` */
-  partial: PartialEpoch | null;
-  rng: { data: number[]; method: number[]; probe: number[] };
-  /** every sparse layer's saveState(), in model order */
-  layers: LayerState[];
-  /** model params (and buffers) no layer owns */
-  params: NamedArrays[];
-  metrics: EpochMetrics[];
-  updates: UpdateRecord[];
-  counters: { trainFlops: number; denseFlops: number; stepTimes: number[]; updateTimes: number[]; elapsedS: number };
-  /** the method's per-run state (methods/types.ts MethodState), when it keeps one */
-  methodState?: MethodState;
-  /** multi-round methods: where the rounds stand (harness/method-hooks.ts) */
-  rounds?: RoundsState;
-}
-
-/** How a caller steers a run: resume from a state, receive checkpoints, ask it to stop. */
-export interface RunControl {
-  /** continue from this state instead of the start */
-  resume?: TrainState | null;
-  /** receives a checkpoint at the end of every epoch but the last, every `checkpointSeconds` inside long epochs, and before stopping */
-  onCheckpoint?(s: TrainState): void;
-  /** also checkpoint inside an epoch when this much time passed since the last one (default 600; 0: only at epoch ends) */
-  checkpointSeconds?: number;
-  /** polled after every step: when true, the run checkpoints and throws RunInterrupted */
-  shouldStop?(): boolean;
-  /** multi-round methods (harness/method-hooks.ts): receives the training state when `step` is reached */
-  rewindAt?: { step: number; take(s: TrainState): void };
-  /** multi-round methods: the method state shared by the rounds */
-  methodState?: MethodState;
-}
-
 /** Thrown by trainRun when RunControl.shouldStop asked it to stop (after a checkpoint). */
 export class RunInterrupted extends Error {
   constructor(readonly step: number, readonly epoch: number) {
@@ -216,53 +53,17 @@ export class RunInterrupted extends Error {
   }
 }
 
-/** Optional model extension: tensors that are state but not params (e.g. batch-norm running statistics). */
-interface WithBuffers { buffers?(): { name: string; value: tf.Variable }[] }
-
 /** Trains one run to the end (or, under `control`, from a checkpoint) and returns its summary; the model is disposed afterwards. */
 export async function trainRun(spec: RunSpec, env: { dataDir?: string }, events: RunEvents = {}, control: RunControl = {}): Promise<RunSummary> {
   const started = performance.now();
-  const { data, model, train, test } = prepareRun(spec, env);
+  const ctx = createRunContext(prepareRun(spec, env), { resume: control.resume, started });
   try {
-    const summary = getMethod(spec.method.name).rounds
-      ? await trainRounds(trainPrepared, spec, data, model, train, test, started, events, control)
-      : await trainPrepared(spec, data, model, train, test, started, events, control);
+    const summary = ctx.method.rounds ? await trainRounds(ctx, trainLoop, events, control) : await trainLoop(ctx, events, control);
     // a diverged run stopped early: its sparsity is a result, not a broken promise
-    if (summary.status === 'done') checkTarget({ method: spec.method.name, hook: 'end of training', step: summary.steps }, model.layers, runTargets(spec, data));
+    if (summary.status === 'done') checkTarget({ method: spec.method.name, hook: 'end of training', step: summary.steps }, ctx.model.layers, ctx.method.sparse ? ctx.targetCounts : null);
     return summary;
   } finally {
-    model.dispose();
-  }
-}
-
-/** What the achieved sparsity must equal: the per-layer counts at the target, or null (every connection) for a method without sparsity. */
-function runTargets(spec: RunSpec, data: Dataset): number[] | null {
-  return getMethod(spec.method.name).sparse ? targetCounts(spec, data) : null;
-}
-
-/** The params and buffers of a model that its sparse layers do not own. */
-function extraTensors(model: Model): { name: string; value: tf.Variable; velocity?: tf.Variable }[] {
-  const owned = new Set(model.layers.flatMap((l) => l.params().map((p) => p.value)));
-  const extra: { name: string; value: tf.Variable; velocity?: tf.Variable }[] = model.params()
-    .filter((p) => !owned.has(p.value))
-    .map((p) => ({ name: p.name, value: p.value, velocity: p.velocity }));
-  const buffers = (model as Model & WithBuffers).buffers?.() ?? [];
-  for (const b of buffers) extra.push({ name: `buffer:${b.name}`, value: b.value });
-  return extra;
-}
-
-function restoreModel(model: Model, s: TrainState): void {
-  if (s.layers.length !== model.layers.length) throw new Error(`checkpoint has ${s.layers.length} layers, the model ${model.layers.length}`);
-  model.layers.forEach((l, i) => l.loadState(s.layers[i]));
-  const saved = new Map(s.params.map((p) => [p.name, p]));
-  for (const t of extraTensors(model)) {
-    const p = saved.get(t.name);
-    if (!p) throw new Error(`checkpoint lacks model tensor ${t.name}`);
-    if (p.value.length !== t.value.size) throw new Error(`checkpoint tensor ${t.name} has ${p.value.length} values, the model ${t.value.size}`);
-    tf.tidy(() => {
-      t.value.assign(tf.tensor(p.value, t.value.shape, t.value.dtype));
-      if (t.velocity && p.velocity) t.velocity.assign(tf.tensor(p.velocity, t.velocity.shape, t.velocity.dtype));
-    });
+    ctx.model.dispose();
   }
 }
 
@@ -283,19 +84,11 @@ export function trainStep(model: Model, trainable: tf.Variable[], data: DataShap
   });
 }
 
-/** The training loop of a prepared run (trainRun's body; multi-round methods run it once per round). */
-export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, train: Split, test: Split, started: number, events: RunEvents, control: RunControl): Promise<RunSummary> {
-  const rng = new Rng(spec.seed);
-  const dataRng = rng.fork('data');
-  const methodRng = rng.fork('method');
-  const probeRng = rng.fork('probe');
-  const method = getMethod(spec.method.name);
+/** The training loop over a run context (multi-round methods: once per round, harness/rounds.ts). */
+export async function trainLoop(ctx: RunContext, events: RunEvents, control: LoopControl): Promise<RunSummary> {
+  const { spec, data, model, train, test, epochs, batchSize, stepsPerEpoch, totalSteps, schedule } = ctx;
+  const { data: dataRng, method: methodRng, probe: probeRng } = ctx.rng;
   const t = spec.training;
-  const epochs = spec.smoke ? Math.min(SMOKE.epochs, t.epochs) : t.epochs;
-  const batchSize = spec.smoke ? Math.min(SMOKE.batchSize, t.batchSize) : t.batchSize;
-  const schedule = spec.update && (spec.smoke ? { ...spec.update, delta: Math.min(spec.update.delta, SMOKE.delta) } : spec.update);
-  const stepsPerEpoch = Math.ceil(train.n / batchSize);
-  const totalSteps = t.maxSteps > 0 ? Math.min(t.maxSteps, epochs * stepsPerEpoch) : epochs * stepsPerEpoch;
   const fs = featureSize(data.inputShape);
 
   const metrics: EpochMetrics[] = [];
@@ -307,6 +100,7 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
   let step = 0;
   let firstEpoch = 1;
   let diverged: number | undefined;
+  let started = ctx.started;
   const resume = control.resume ?? null;
   if (resume) {
     restoreModel(model, resume);
@@ -325,38 +119,22 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
   }
   let trainable = model.params().map((p) => p.value);
 
-  // optional method hooks (methods/types.ts, harness/method-hooks.ts): per-run state, one-time initialisation, after-step
-  const methodState: MethodState = resume?.methodState ?? control.methodState ?? {};
-  const hooks = stepHooks(method, spec, model, methodState);
-  // the invariants the harness checks after every hook (harness/invariants.ts)
-  const invariants = invariantsOf(method, spec.method);
-  const scope = schedule?.scope ?? 'global';
-  const at = (hook: Hook, s: number) => ({ method: spec.method.name, hook, step: s });
-  if (!resume && method.initialize) {
-    const before = activeBefore(model.layers);
-    const record = runInitialize(method, spec, model, data, train, schedule, methodRng, probeRng, methodState);
-    checkHook(at('initialize', 0), invariants, scope, model.layers, before, record);
-    trainable = model.params().map((p) => p.value);
-    trainFlops += record.flops;
-    updateTimes.push(record.ms);
-    updates.push(record);
-    events.onUpdate?.(record);
-  }
-  // a method that keeps its count is at its target from the start
-  if (!resume && invariants.counts === 'kept') checkTarget(at('initialize', 0), model.layers, runTargets(spec, data));
-
-  const probe = () => {
-    const idx = samplesPerClass(train, data.classes, schedule!.samplesPerClass, probeRng);
-    model.layers.forEach((l) => l.setProbe(true));
-    try {
-      tf.tidy(() => {
-        const b = batchTensors(data, gather(train, fs, idx));
-        tf.variableGrads(() => crossEntropy(model.forward(b.x, true), b.y, data.classes), trainable);
-      });
-    } finally {
-      model.layers.forEach((l) => l.setProbe(false));
+  // the outer runner's hooks first (lottery's rewind capture sees the step before any update), then the method's
+  const hooks = [...(control.hooks ?? []), ...methodHooks(ctx)];
+  const probesStep = hooks.some((h) => h.probesStep);
+  /** what a hook did, into the counters and the records */
+  const record = (o: HookOutcome | null) => {
+    if (!o) return;
+    trainFlops += o.flops;
+    if (o.updateMs !== undefined) updateTimes.push(o.updateMs);
+    if (o.record) {
+      // a structure change may replace the layers' variables
+      trainable = model.params().map((p) => p.value);
+      updates.push(o.record);
+      events.onUpdate?.(o.record);
     }
   };
+  if (!resume) for (const h of hooks) record(h.start?.() ?? null);
 
   const snapshot = (epochsDone: number, partial: PartialEpoch | null): TrainState => ({
     step,
@@ -364,16 +142,11 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
     partial,
     rng: { data: dataRng.state(), method: methodRng.state(), probe: probeRng.state() },
     layers: model.layers.map((l) => l.saveState()),
-    params: extraTensors(model).map((x) => ({
-      name: x.name,
-      shape: [...x.value.shape],
-      value: x.value.dataSync().slice() as Float32Array,
-      ...(x.velocity ? { velocity: x.velocity.dataSync().slice() as Float32Array } : {}),
-    })),
+    params: saveExtraTensors(model),
     metrics: [...metrics],
     updates: [...updates],
     counters: { trainFlops, denseFlops, stepTimes: [...stepTimes], updateTimes: [...updateTimes], elapsedS: (performance.now() - started) / 1000 },
-    ...(Object.keys(methodState).length ? { methodState: structuredClone(methodState) } : {}),
+    ...(Object.keys(ctx.methodState).length ? { methodState: structuredClone(ctx.methodState) } : {}),
   });
   const checkpointMs = (control.checkpointSeconds ?? 600) * 1000;
   let lastCheckpoint = performance.now();
@@ -409,42 +182,17 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
     for (let b = first; b < order.length; b++) {
       const idx = order[b];
       if (step >= totalSteps) break;
-      if (control.rewindAt && step === control.rewindAt.step) control.rewindAt.take(snapshot(epoch - 1, { batch: b, orderRng, lossSum, correct, seen, lr }));
-      const ctx: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
-      if (method.updates && method.updatesAt(ctx, spec.method)) {
-        const before = activeBefore(model.layers);
-        const t0 = performance.now();
-        const uctx: UpdateContext = { ...ctx, layers: model.layers, rng: methodRng, sparsity: spec.sparsity.target, probe, momentum: (l, c) => momentumOf(model.layers[l], c) };
-        const report = method.update(uctx, spec.method);
-        model.layers.forEach((l) => l.clearProbe());
-        trainable = model.params().map((p) => p.value);
-        const ms = performance.now() - t0;
-        checkHook(at('update', step), invariants, scope, model.layers, before, report);
-        updateTimes.push(ms);
-        trainFlops += report.flops;
-        const density: Record<string, number> = {};
-        for (const l of model.layers) density[l.name] = l.activeCount() / (l.rows * l.cols);
-        const record: UpdateRecord = { step, ...report, active: model.layers.reduce((s, l) => s + l.activeCount(), 0), density, ms };
-        updates.push(record);
-        events.onUpdate?.(record);
-      }
-      const beforeStep = method.afterStep ? activeBefore(model.layers) : null;
+      const at: ScheduleContext = { step, totalSteps, stepsPerEpoch, schedule: schedule! };
+      const point = { ...at, snapshot: () => snapshot(epoch - 1, { batch: b, orderRng, lossSum, correct, seen, lr }) };
+      for (const h of hooks) record(h.beforeStep?.(point) ?? null);
       const t0 = performance.now();
       const batch = gather(train, fs, idx);
       if (data.augment) data.augment(batch.x, idx.length, dataRng);
       lr = learningRate(step, stepsPerEpoch, t);
-      hooks.before();
+      if (probesStep) model.layers.forEach((l) => l.setProbe(true));
       const [loss, hits] = trainStep(model, trainable, data, batch, { lr, momentum: t.momentum, weightDecay: t.weightDecay });
-      const hooked = hooks.after({ step, totalSteps, stepsPerEpoch, schedule: schedule!, lr });
-      if (hooked) trainFlops += hooked.flops;
-      if (hooked?.update) {
-        trainable = model.params().map((p) => p.value);
-        const record = hookRecord(model, step, hooked.update, hooked.ms);
-        updates.push(record);
-        events.onUpdate?.(record);
-      }
+      for (const h of hooks) record(h.afterStep?.(at, lr) ?? null);
       stepTimes.push(performance.now() - t0);
-      if (beforeStep) checkHook(at('afterStep', step), invariants, scope, model.layers, beforeStep, hooked?.update);
       trainFlops += stepFlops(model.layers, idx.length);
       denseFlops += stepFlops(model.layers, idx.length, true);
       step++;
@@ -486,6 +234,8 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
   }
 
   const last = metrics[metrics.length - 1];
+  const active = model.layers.reduce((s, l) => s + l.activeCount(), 0);
+  const size = model.layers.reduce((s, l) => s + l.rows * l.cols, 0);
   return {
     status: diverged === undefined ? 'done' : 'diverged',
     ...(diverged === undefined ? {} : { diverged_step: diverged }),
@@ -496,9 +246,9 @@ export async function trainPrepared(spec: RunSpec, data: Dataset, model: Model, 
     train_accuracy: last?.train_accuracy ?? NaN,
     train_flops: trainFlops,
     dense_train_flops: denseFlops,
-    active_params: model.layers.reduce((s, l) => s + l.activeCount(), 0),
-    total_params: model.layers.reduce((s, l) => s + l.rows * l.cols, 0),
-    achieved_sparsity: 1 - model.layers.reduce((s, l) => s + l.activeCount(), 0) / model.layers.reduce((s, l) => s + l.rows * l.cols, 0),
+    active_params: active,
+    total_params: size,
+    achieved_sparsity: 1 - active / size,
     param_bytes: model.layers.reduce((s, l) => s + l.paramBytes(), 0),
     peak_rss_mb: peakRssMb(),
     wall_s: (performance.now() - started) / 1000,

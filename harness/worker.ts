@@ -8,7 +8,8 @@ import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';
 import { provenance } from './provenance.js';
 import type { RunSpec } from './spec.js';
 import { collectResults, RunFolder, sweepTemporaries, type RunResult } from './store.js';
-import { RunInterrupted, trainRun, type TrainState } from './train.js';
+import type { TrainState } from './run-context.js';
+import { RunInterrupted, trainRun } from './train.js';
 
 export interface WorkOptions {
   out: string;

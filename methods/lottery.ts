@@ -12,7 +12,7 @@
  * about log(1 - s) / log(1 - rate): 11 pruning rounds for s = 0.9 at rate 0.2, 21 for 0.99,
  * each a full training run (the config's epochs minus rewindStep steps).
  *
- * All rounds live in one run folder (harness/method-hooks.ts): metrics.jsonl lines and the
+ * All rounds live in one run folder (harness/rounds.ts): metrics.jsonl lines and the
  * pruning records in updates.jsonl carry `round`, result.json lists every round under "rounds"
  * (round, sparsity, test_accuracy, ...: accuracy vs sparsity across rounds), and the run's
  * result (results.csv) is the last round's. Training FLOPs and wall time add up over all rounds.

@@ -34,7 +34,7 @@ export interface Buffer {
   value: tf.Variable;
 }
 
-/** A model with buffers (harness/train.ts saves and restores them for an exact resume). */
+/** A model with buffers (harness/run-context.ts saves and restores them for an exact resume). */
 export type ModelWithBuffers = Model & { buffers(): Buffer[] };
 
 export function disposeParams(params: Param[]): void {

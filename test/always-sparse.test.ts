@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { RunSummary, UpdateRecord } from '../harness/train.js';
+import type { RunSummary, UpdateRecord } from '../harness/run-context.js';
 import { root } from './helpers.js';
 
 const WIDTH = 100_000;

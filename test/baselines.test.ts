@@ -12,17 +12,18 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
-import type { Dataset } from '../harness/data/index.js';
-import { initProbe, rewoundLayers, runInitialize, targetCounts } from '../harness/method-hooks.js';
+import type { Dataset } from '../harness/data/types.js';
+import { runInitialize } from '../harness/method-hooks.js';
 import { Rng } from '../harness/rng.js';
-import { prepareRun, trainPrepared, trainRun, type RunSummary, type TrainState } from '../harness/train.js';
-import { getMethod } from '../methods/index.js';
+import { captureAt, rewoundLayers, trainRounds } from '../harness/rounds.js';
+import { createRunContext, makeProbe, prepareRun, runGeometry, type RunSummary, type TrainState } from '../harness/run-context.js';
+import { trainLoop, trainRun } from '../harness/train.js';
 import { hessianGradient } from '../methods/grasp.js';
 import { lotteryKeep } from '../methods/lottery.js';
 import { snipScores } from '../methods/snip.js';
 import { synflowScores } from '../methods/synflow.js';
 import { topMagnitudes, type TopkastLayer } from '../methods/topkast.js';
-import type { InitContext, MethodState } from '../methods/types.js';
+import type { InitContext } from '../methods/types.js';
 import { mlp } from '../models/mlp.js';
 import { formats } from '../models/sparse/index.js';
 import type { SparseFormat } from '../models/sparse/types.js';
@@ -63,7 +64,7 @@ function tinyContext(format: SparseFormat = 'masked'): InitContext & { dispose()
   const schedule = { delta: 1, end: 1, alpha: 0, samplesPerClass: 1, scope: 'global' as const };
   return {
     layers: model.layers, rng: new Rng(1), sparsity: 0.5, schedule, targetCounts: [2, 2], state: {},
-    probe: initProbe(model, tinyData, tinyData.train, schedule, new Rng(2)),
+    probe: makeProbe(model, tinyData, tinyData.train, schedule, new Rng(2)),
     dispose: () => model.dispose(),
   };
 }
@@ -171,7 +172,7 @@ test('every method ends at exactly the target count (global and local, both form
         if (format === 'csr' && scope === 'local') continue;
         const spec = specOf({ ...task, method, update: { ...task.update, scope }, sparsity: { ...task.sparsity, format } });
         const data = prepareRun(spec, {});
-        const counts = targetCounts(spec, data.data);
+        const counts = runGeometry(spec, data.data).targetCounts;
         data.model.dispose();
         const r = await trainRun(spec, {});
         assert.equal(r.status, 'done');
@@ -199,7 +200,7 @@ test('SynFlow on a ViT: the all-ones input scores every patch weight 0 (the patc
     training: { epochs: 1, batchSize: 12, lr: 0.01 },
   });
   const { model, data, train } = prepareRun(spec, {});
-  const probe = initProbe(model, data, train, undefined, new Rng(1));
+  const probe = makeProbe(model, data, train, undefined, new Rng(1));
   const { scores } = synflowScores({ layers: model.layers, probe });
   probe.release();
   const names = model.layers.map((l) => l.name);
@@ -225,20 +226,19 @@ test('lottery budget: rate of the remaining per round, never below the target, n
 /** Runs lottery with the real loop, capturing the stored rewind state and every later round's starting state. */
 async function lotteryStarts(rewindStep: number, format: SparseFormat) {
   const spec = specOf({ ...task, method: { name: 'lottery', rate: 0.5, rewindStep }, sparsity: { ...task.sparsity, format } });
-  const run = prepareRun(spec, {});
+  const run = createRunContext(prepareRun(spec, {}));
   const init = run.model.layers.map((l) => l.saveState());
   const starts: TrainState[] = [];
   let stored: TrainState | null = null;
   let round = 0;
-  const { trainRounds } = await import('../harness/method-hooks.js');
   try {
-    const r = await trainRounds((s, d, m, tr, te, st, ev, control) => {
-      // round 0 stores the state; later rounds: capture the model as trainPrepared restored it
-      const take = control.rewindAt ? { step: control.rewindAt.step, take: (x: TrainState) => { stored = x; control.rewindAt!.take(x); } }
-        : { step: rewindStep, take: (x: TrainState) => { starts.push(x); } };
+    const r = await trainRounds(run, (ctx, ev, control) => {
+      // round 0 stores the state (the runner's capture hook); later rounds: capture the model as the loop restored it
+      const hooks = control.hooks?.length ? [...control.hooks, captureAt(rewindStep, (x) => { stored = x; })]
+        : [captureAt(rewindStep, (x) => { starts.push(x); })];
       round++;
-      return trainPrepared(s, d, m, tr, te, st, ev, { ...control, rewindAt: take });
-    }, spec, run.data, run.model, run.train, run.test, performance.now(), {}, {});
+      return trainLoop(ctx, ev, { ...control, hooks });
+    }, {}, {});
     return { init, stored: stored as TrainState | null, starts, rounds: r.rounds!, round };
   } finally {
     run.model.dispose();
@@ -291,13 +291,13 @@ test('rewoundLayers keeps the current structure with the stored values', () => {
 
 test('topkast: the forward set is exactly the top-k of |θ| after every refresh, and the output is that of the top-k alone', async () => {
   const spec = specOf({ ...task, method: { name: 'topkast', exploreFraction: 0.5 }, training: { ...task.training, epochs: 2 } });
-  const run = prepareRun(spec, {});
-  const state: MethodState = {};
+  const run = createRunContext(prepareRun(spec, {}));
+  const state = run.methodState;
   const x = tf.tensor2d(run.test.x.subarray(0, 8 * 16), [8, 16]);
   let checked = 0;
   let backwardOnlyNonzero = 0;
   try {
-    await trainPrepared(spec, run.data, run.model, run.train, run.test, performance.now(), {
+    await trainLoop(run, {
       onUpdate: () => {
         const layers = state.topkast as TopkastLayer[];
         const dense: tf.Tensor2D[] = [];
@@ -331,7 +331,7 @@ test('topkast: the forward set is exactly the top-k of |θ| after every refresh,
         dense.forEach((t) => t.dispose());
         checked++;
       },
-    }, { methodState: state });
+    }, {});
     assert.ok(checked >= 5, `checked ${checked} refreshes`);
     assert.ok(backwardOnlyNonzero > 0, 'B \\ A holds trained, nonzero weights that the forward leaves out');
   } finally {
@@ -344,9 +344,8 @@ test('pruning at initialisation decides the same in both formats', async () => {
   for (const method of ['snip', 'synflow', 'topkast']) {
     const layers = await Promise.all((['masked', 'csr'] as const).map(async (format) => {
       const spec = specOf({ ...task, method, sparsity: { ...task.sparsity, format }, training: { ...task.training, maxSteps: 1 } });
-      const run = prepareRun(spec, {});
-      const state = {};
-      runInitialize(getMethod(method), spec, run.model, run.data, run.train, spec.update, new Rng(1), new Rng(2), state);
+      const run = createRunContext(prepareRun(spec, {}));
+      runInitialize(run);
       const active = run.model.layers.map((l) => l.active());
       run.model.dispose();
       return active;

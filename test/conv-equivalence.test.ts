@@ -23,7 +23,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../harness/backend.js';
-import { trainRun, type EpochMetrics, type TrainState, type UpdateRecord } from '../harness/train.js';
+import type { EpochMetrics, TrainState, UpdateRecord } from '../harness/run-context.js';
+import { trainRun } from '../harness/train.js';
 import type { RunSpec } from '../harness/spec.js';
 import { getModel } from '../models/index.js';
 import type { SparseFormat } from '../models/sparse/types.js';

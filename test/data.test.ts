@@ -6,8 +6,9 @@ import { dirname, join } from 'node:path';
 import { Rng } from '../harness/rng.js';
 import { UserError } from '../harness/errors.js';
 import {
-  datasets, loadDataset, slicePerClass, batchOrder, gather, samplesPerClass, type Split,
+  datasets, loadDataset, slicePerClass, batchOrder, gather, samplesPerClass,
 } from '../harness/data/index.js';
+import type { Split } from '../harness/data/types.js';
 
 /** The package's raw data, read independently of harness/data/mnist.ts. */
 function packageDigits(): number[][] {

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { sweepFromConfig } from '../harness/config.js';
-import { trainRun, type UpdateRecord } from '../harness/train.js';
+import type { UpdateRecord } from '../harness/run-context.js';
+import { trainRun } from '../harness/train.js';
 
 await tf.setBackend('cpu');
 

@@ -2,7 +2,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
-import { prepareRun, trainRun, type EpochMetrics } from '../harness/train.js';
+import { prepareRun, type EpochMetrics } from '../harness/run-context.js';
+import { trainRun } from '../harness/train.js';
 import { specOf, smallTask } from './helpers.js';
 import { learningRate, sgdStep } from '../harness/sgd.js';
 

@@ -20,7 +20,7 @@
  */
 import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
-import type { Dataset, DatasetEntry, Split } from './index.js';
+import type { Dataset, DatasetEntry, Split } from './types.js';
 import { declareOptions, withDefaults } from '../options.js';
 import { Rng } from '../rng.js';
 import { UserError } from '../errors.js';

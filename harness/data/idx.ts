@@ -14,7 +14,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { basename, join, resolve } from 'node:path';
-import type { Dataset, DatasetEntry, Split } from './index.js';
+import type { Dataset, DatasetEntry, Split } from './types.js';
 import { UserError } from '../errors.js';
 
 const SIDE = 28;

@@ -13,7 +13,7 @@
  * (ctx.seed). Set `seed` to hold the data fixed across run seeds. Means, training and test
  * samples use separate forks of one Rng, so changing testSamples leaves the training set as is.
  */
-import type { Dataset, DatasetEntry, Split } from './index.js';
+import type { Dataset, DatasetEntry, Split } from './types.js';
 import { Rng } from '../rng.js';
 import { UserError } from '../errors.js';
 import { declareOptions, withDefaults, type OptionsOf } from '../options.js';
