@@ -6,10 +6,9 @@
  */
 export { defineMethod } from './methods/define.js';
 export {
-  dstUpdatesAt, updateFraction, endStep, pruneAndGrow, magnitudePools, pickByScope, pickExtreme, probeFlops, momentumOf,
-  type Grower, type Order, type Pool, type ScoreRequest, type Scored,
+  dstUpdatesAt, updateFraction, endStep, pruneAndGrow, scopesOf, scoreAll, topScoredPool, denseGradientPool, magnitudePools, pickByScope,
+  pickExtreme, probeFlops, momentumOf, type Grower, type Order, type Pool, type Scope, type ScoreRequest, type Scored,
 } from './methods/dst.js';
-export { denseGradientPool } from './methods/rigl.js';
 export { uniformInactive, sampleSubset } from './methods/samplers.js';
 export type {
   InitContext, Method, MethodInvariants, MethodState, RoundContext, RoundHooks, ScheduleContext, StatefulWeight, StepContext,

@@ -11,7 +11,7 @@
  * and "grown weights and momentum exactly 0" checkable for hooks the harness did not write.
  */
 import { key, momentumOf } from '../methods/dst.js';
-import type { Method, MethodInvariants, StatefulWeight, UpdateReport } from '../methods/types.js';
+import type { Method, MethodInvariants, StatefulWeight, UpdateReport, UpdateSchedule } from '../methods/types.js';
 import type { Connections } from '../models/sparse/types.js';
 
 /** A method broke an invariant: the run fails with this one-line message (the sweep goes on). */
@@ -74,7 +74,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
  * inactive (a hook without a report changed nothing), and, with grownAtZero, that every newly
  * active connection has weight and momentum exactly 0.
  */
-export function checkHook(at: CheckPoint, inv: MethodInvariants, scope: 'global' | 'local', layers: StatefulWeight[], before: ActiveBefore, report: UpdateReport | undefined): void {
+export function checkHook(at: CheckPoint, inv: MethodInvariants, scope: UpdateSchedule['scope'], layers: StatefulWeight[], before: ActiveBefore, report: UpdateReport | undefined): void {
   const after = layers.map((l) => l.activeCount());
   const change = (l: number) => `layer ${layers[l].name}: active count ${before.counts[l]} -> ${after[l]}`;
   if (at.hook === 'initialize' || inv.counts === 'pruning') {

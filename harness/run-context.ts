@@ -417,7 +417,7 @@ export interface RunContext extends PreparedRun {
   /** the "update" group (smoke: an update every SMOKE.delta steps at most); absent for methods without it */
   schedule?: UpdateSchedule;
   /** the update group's scope (global when the method has no update group) */
-  scope: 'global' | 'local';
+  scope: UpdateSchedule['scope'];
   epochs: number;
   batchSize: number;
   stepsPerEpoch: number;

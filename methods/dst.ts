@@ -12,7 +12,10 @@
  *   grow    the k best-scored candidates, taken from connections inactive BEFORE the update;
  *   prune   the k active-before-the-update connections with the smallest |w|.
  * Scope global ranks grow candidates of all layers together and prunes by magnitude over all
- * layers together (per-layer densities drift, the total stays); scope local does both per layer.
+ * layers together (per-layer densities drift, the total stays); scope local does both per layer;
+ * scope prune-local prunes k_l = ceil(alpha_t |A_l|) in every layer and grows sum_l k_l over all
+ * layers together (the regrowth moves to where the scores are: per-layer densities drift, the
+ * total stays). A method may also pass the two scopes to pruneAndGrow itself.
  *
  * Order (as in the authors' code):
  *  - prune-first (RigL, SET): prune the k smallest |w|, then grow k connections excluding the
@@ -32,6 +35,7 @@
  */
 import { fromSortedKeys } from '../models/sparse/init.js';
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
+import type { UpdateSchedule } from './schedule.js';
 import type { ScheduleContext, StatefulWeight, UpdateContext, UpdateReport } from './types.js';
 
 /** Candidate connections of one layer, each with a value (a score to grow or a magnitude to prune). */
@@ -56,6 +60,8 @@ export interface ScoreRequest {
   quota: number[];
   /** prune-first: the number of connections grown, per layer (local) or as [k] (global) */
   k: number[];
+  /** the grow scope: true when the candidates of all layers are ranked together (k is [total]) */
+  global: boolean;
 }
 
 export interface Scored {
@@ -65,7 +71,12 @@ export interface Scored {
   flops: number;
 }
 
-/** How a DST method scores its grow candidates: the only part in which SET, RigL and GSE differ. */
+/**
+ * How a DST method scores its grow candidates: the only part in which SET, RigL and GSE differ.
+ * A grower returns scored candidates; pruneAndGrow picks the top-k and applies the scope. When
+ * the score is defined for every connection of a layer (RigL's |dense gradient|), `scoreAll`
+ * builds the grower from that score alone.
+ */
 export interface Grower {
   order: Order;
   score(req: ScoreRequest): Scored;
@@ -280,17 +291,27 @@ export function assertActiveCounts(layers: SparseWeight[], before: number[], glo
   }
 }
 
+export type Scope = 'global' | 'local';
+
+/** The prune and grow scopes of an update group's scope (global, local, or prune-local: prune per layer, grow over all). */
+export function scopesOf(scope: UpdateSchedule['scope']): { prune: Scope; grow: Scope } {
+  return scope === 'prune-local' ? { prune: 'local', grow: 'global' } : { prune: scope, grow: scope };
+}
+
 /**
- * One prune-and-grow update of every layer (see the file header). Returns the report; throws if
- * the active count would not be preserved.
+ * One prune-and-grow update of every layer (see the file header), by default in the scopes of
+ * the update group (`scopesOf(ctx.schedule.scope)`). Returns the report; throws if the active
+ * count would not be preserved (the total, or every layer's when both scopes are local).
  */
-export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string): UpdateReport {
+export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string, scopes = scopesOf(ctx.schedule.scope)): UpdateReport {
   const layers = ctx.layers;
-  const global = ctx.schedule.scope === 'global';
+  if (scopes.prune === 'global' && scopes.grow === 'local') throw new Error(`${what}: a global prune with a local grow is not defined (how much would each layer grow?)`);
+  const global = scopes.grow === 'global';
   const alpha = updateFraction(ctx);
   const before = layers.map((l) => l.activeCount());
   const inactive = layers.map((l, i) => l.rows * l.cols - before[i]);
-  const want = global ? [Math.ceil(alpha * sum(before))] : before.map((n) => Math.ceil(alpha * n));
+  const wantPrune = scopes.prune === 'global' ? [Math.ceil(alpha * sum(before))] : before.map((n) => Math.ceil(alpha * n));
+  const want = global ? [sum(wantPrune)] : wantPrune;
   const active = layers.map((l) => l.active());
   // prune-first grows among the inactive-before connections: cap k by how many there are
   const k = grower.order === 'prune-first'
@@ -299,7 +320,7 @@ export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string): 
   const quota = grower.order === 'prune-first'
     ? (global ? inactive.map((n) => Math.min(n, k[0])) : k.slice())
     : (global ? inactive.map((n) => Math.min(n, want[0])) : want.map((w, l) => Math.min(w, inactive[l])));
-  const req: ScoreRequest = { ctx, active, quota, k };
+  const req: ScoreRequest = { ctx, active, quota, k, global };
   const { pools, flops } = grower.score(req);
   if (pools.length !== layers.length) throw new Error(`${what}: scorer returned ${pools.length} pools for ${layers.length} layers`);
   if (grower.order === 'grow-first') {
@@ -310,7 +331,8 @@ export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string): 
   }
   const grown = pickByScope(pools, k, global, true);
   const diagnostics = grower.diagnose?.(req, grown, k) ?? {};
-  const pruned = pickByScope(magnitudePools(layers, active), k, global, false);
+  const kPrune = scopes.prune === scopes.grow ? k : trimmed(wantPrune, k[0]);
+  const pruned = pickByScope(magnitudePools(layers, active), kPrune, scopes.prune === 'global', false);
   if (grower.order === 'prune-first') {
     layers.forEach((l, i) => { if (pruned[i].row.length) l.prune(pruned[i]); });
     layers.forEach((l, i) => { if (grown[i].row.length) l.grow(grown[i]); });
@@ -320,6 +342,110 @@ export function pruneAndGrow(ctx: UpdateContext, grower: Grower, what: string): 
   }
   assertActiveCounts(layers, before, global, what);
   return { alpha, k: sum(k), grown: count(grown), pruned: count(pruned), flops, ...diagnostics };
+}
+
+/** Per-layer counts cut to `total` in all, from the last layer back (a local prune matched to a global grow that could grow fewer). */
+function trimmed(counts: number[], total: number): number[] {
+  const out = counts.slice();
+  let excess = sum(out) - total;
+  for (let l = out.length - 1; l >= 0 && excess > 0; l--) {
+    const d = Math.min(excess, out[l]);
+    out[l] -= d;
+    excess -= d;
+  }
+  return out;
+}
+
+/**
+ * The `quota` inactive connections of a layer with the largest score (ties: lowest (row, col)
+ * first; NaN scores as 0), with their scores, sorted by (row, col). `scores` gives one score per
+ * connection, row-major (rows x cols); `magnitude`: ranked by |score|. The array is overwritten
+ * with the selection keys (no second rows x cols copy), and asked for only when a connection is
+ * to be grown.
+ */
+export function topScoredPool(layer: SparseWeight, active: Connections, quota: number, scores: () => Float32Array, magnitude: boolean): Pool {
+  const rows = layer.rows;
+  const cols = layer.cols;
+  const size = rows * cols;
+  const q = Math.min(quota, size - active.row.length);
+  if (q <= 0) return { cols, row: new Int32Array(0), col: new Int32Array(0), value: new Float32Array(0) };
+  const g = scores();
+  if (g.length !== size) throw new Error(`${layer.name}: ${g.length} scores, expected ${size}`);
+  const key = scoreKeys(g, magnitude);
+  // active connections are not candidates: below every score
+  for (let i = 0; i < active.row.length; i++) key[active.row[i] * cols + active.col[i]] = 0;
+  const { threshold, ties } = selectLargest(key, q);
+  const row = new Int32Array(q);
+  const col = new Int32Array(q);
+  const value = new Float32Array(q);
+  const bits = new Uint32Array(1);
+  const asFloat = new Float32Array(bits.buffer);
+  let tiesLeft = ties;
+  let o = 0;
+  for (let i = 0; i < size && o < q; i++) {
+    const k = key[i];
+    if (k > threshold || (k === threshold && tiesLeft > 0)) {
+      if (k === threshold) tiesLeft--;
+      const r = Math.floor(i / cols);
+      row[o] = r;
+      col[o] = i - r * cols;
+      bits[0] = k & 0x80000000 ? k & 0x7fffffff : ~k;
+      value[o] = asFloat[0];
+      o++;
+    }
+  }
+  if (o !== q) throw new Error(`${layer.name}: top-${q} selection found ${o}`);
+  return { cols, row, col, value };
+}
+
+/**
+ * Overwrites scores with their order keys, in place: preferenceKey's (largest first; with
+ * `magnitude` of |score|: the float32 bits with the top bit set), NaN scored as 0; key 0 is left
+ * for "not a candidate". Done on the bits of the array itself: rows x cols entries, no second copy.
+ */
+function scoreKeys(g: Float32Array, magnitude: boolean): Uint32Array {
+  const key = new Uint32Array(g.buffer, g.byteOffset, g.length);
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i];
+    const m = b & 0x7fffffff;
+    key[i] = m > 0x7f800000 ? 0x80000000 : magnitude || !(b & 0x80000000) ? m | 0x80000000 : m === 0 ? 0x80000000 : ~b >>> 0;
+  }
+  return key;
+}
+
+/**
+ * The `quota` inactive connections of a layer with the largest |dense gradient| from the
+ * recorded probe (RigL's candidates; O(rows x cols)), with their FLOPs: 2 x rows x cols x P.
+ */
+export function denseGradientPool(layer: SparseWeight, active: Connections, quota: number): { pool: Pool; flops: number } {
+  const pool = topScoredPool(layer, active, quota, () => layer.denseGradient(), true);
+  return { pool, flops: pool.row.length ? 2 * layer.rows * layer.cols * layer.probeRows() : 0 };
+}
+
+/**
+ * A grower from a score defined for every connection of a layer (as JaxPruner's _get_grow_scores):
+ * `score(layer, ctx)` returns rows x cols scores (row-major; overwritten here) and `flops(layer)`
+ * what computing them cost; after one probe pass (`probe`), each layer's inactive connections
+ * are cut to their quota by largest score (by |score| with `magnitude`), and pruneAndGrow picks
+ * the top-k over them and applies the scope. A variant is its score: RigL is |denseGradient()|.
+ */
+export function scoreAll(o: { order: Order; probe: boolean; magnitude: boolean; score(layer: SparseWeight, ctx: UpdateContext): Float32Array; flops(layer: SparseWeight): number }): Grower {
+  return {
+    order: o.order,
+    score({ ctx, active, quota }) {
+      const layers = ctx.layers;
+      const none = (l: SparseWeight): Pool => ({ cols: l.cols, row: new Int32Array(0), col: new Int32Array(0), value: new Float32Array(0) });
+      if (quota.every((q) => q === 0)) return { pools: layers.map(none), flops: 0 };
+      if (o.probe) ctx.probe();
+      let flops = o.probe ? probeFlops(layers) : 0;
+      const pools = layers.map((layer, i) => {
+        const pool = topScoredPool(layer, active[i], quota[i], () => o.score(layer, ctx), o.magnitude);
+        if (pool.row.length) flops += o.flops(layer);
+        return pool;
+      });
+      return { pools, flops };
+    },
+  };
 }
 
 /** FLOPs of the probe pass over the update batch: a sparse training step (forward, input and weight gradient). */

@@ -22,8 +22,7 @@
  * always-sparse point, so use it only for diagnostics. Its cost is not counted in `flops`.
  */
 import type { Connections } from '../models/sparse/types.js';
-import { dstUpdatesAt, key, pickByScope, probeFlops, pruneAndGrow, type Grower, type Pool } from './dst.js';
-import { denseGradientPool } from './rigl.js';
+import { denseGradientPool, dstUpdatesAt, key, pickByScope, probeFlops, pruneAndGrow, type Grower, type Pool } from './dst.js';
 import { checkedOptions, declareOptions, type OptionsOf } from '../harness/options.js';
 import { defineMethod } from './define.js';
 import { sampleSubset, samplerNames } from './samplers.js';
@@ -71,9 +70,8 @@ export function subsetGrower(o: GseOptions): Grower {
       return { pools, flops };
     },
     diagnose: o.overlap
-      ? ({ ctx, active }, grown, k) => {
+      ? ({ ctx, active, global }, grown, k) => {
         const layers = ctx.layers;
-        const global = ctx.schedule.scope === 'global';
         const pools = layers.map((layer, i) => {
           const q = global ? Math.min(k[0], layer.rows * layer.cols - active[i].row.length) : k[i];
           return denseGradientPool(layer, active[i], q).pool;

@@ -10,7 +10,7 @@ export const updateOptions = declareOptions({
   end: { type: 'number', default: 0.6, exclusiveMinimum: 0, maximum: 1, help: 'fraction of training after which updates stop (T_end; paper: epoch 120 of 200)' },
   alpha: { type: 'number', default: 0.2, minimum: 0, maximum: 1, help: 'initial update fraction, cosine-decayed to 0 at T_end' },
   samplesPerClass: { type: 'integer', default: 10, minimum: 1, help: 'training examples per class in the update batch' },
-  scope: { type: 'string', default: 'global', enum: ['global', 'local'], help: 'rank connections over all layers together, or per layer' },
+  scope: { type: 'string', default: 'global', enum: ['global', 'local', 'prune-local'], help: 'rank connections over all layers together, or per layer, or prune per layer and grow over all layers (prune-local)' },
 });
 
 /** The prune-grow schedule of a run (config field "update"): delta, end (T_end), alpha, samplesPerClass, scope. */

@@ -36,9 +36,9 @@ export function allocateUniform(eligible: number[], k: number, rng: { int(n: num
 
 export const randomGrower: Grower = {
   order: 'prune-first',
-  score({ ctx, active, k }) {
+  score({ ctx, active, k, global }) {
     const layers = ctx.layers;
-    const counts = ctx.schedule.scope === 'global'
+    const counts = global
       ? allocateUniform(layers.map((l, i) => l.rows * l.cols - active[i].row.length), k[0], ctx.rng)
       : k;
     const pools: Pool[] = layers.map((layer, i) => {

@@ -16,7 +16,7 @@ export interface UpdateContext extends ScheduleContext {
   layers: SparseWeight[];
   /** the method's own random stream (forked from the run seed) */
   rng: Rng;
-  /** the run's target sparsity */
+  /** the sparsity the run is to reach: the config's target, or under sparsity.holdActive the one that holds the active count of width 1 */
   sparsity: number;
   /** one forward/backward pass over a fresh update batch that records every layer's probe */
   probe(): void;
@@ -141,7 +141,7 @@ export interface ProbeOptions {
 export interface InitContext {
   layers: StatefulWeight[];
   rng: Rng;
-  /** the run's target sparsity */
+  /** the sparsity the run is to reach: the config's target, or under sparsity.holdActive the one that holds the active count of width 1 */
   sparsity: number;
   /** the "update" group (samplesPerClass, scope), when the method uses it */
   schedule?: UpdateSchedule;

@@ -23,7 +23,7 @@ import type { MlpOptions } from '../models/mlp.js';
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 const derived: [
   Equal<TrainingSpec['lrDrops'], number[]>, Equal<TrainingSpec['epochs'], number>, Equal<SparsitySpec['format'], 'masked' | 'csr'>,
-  Equal<SparsitySpec['holdActive'], boolean>, Equal<UpdateSchedule['scope'], 'global' | 'local'>, Equal<GseOptions['sampler'], SamplerName>,
+  Equal<SparsitySpec['holdActive'], boolean>, Equal<UpdateSchedule['scope'], 'global' | 'local' | 'prune-local'>, Equal<GseOptions['sampler'], SamplerName>,
   Equal<MlpOptions['hidden'], number[]>,
 ] = [true, true, true, true, true, true, true];
 
