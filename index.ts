@@ -15,4 +15,4 @@ export type {
   StepReport, UpdateContext, UpdateReport, UpdateSchedule,
 } from './methods/types.js';
 export type { Connections, SparseWeight } from './models/sparse/types.js';
-export { declareOptions, type OptionSpec, type OptionSpecs, type OptionsOf, type OptionValue } from './harness/options.js';
+export { declareOptions, type OptionSpec, type OptionSpecs, type OptionsOf, type OptionValue } from './core/options.js';

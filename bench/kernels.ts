@@ -18,7 +18,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { stringify } from 'csv-stringify/sync';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import * as K from '../models/sparse/kernels/index.js';
 
 export type KernelFormat = 'dense' | 'csr' | 'csr-copy';

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const backendChoices: BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Argv, CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { asDiskFull, UserError } from './errors.js';
+import { asDiskFull, UserError } from '../core/errors.js';
 import { packageVersion } from './provenance.js';
 import { benchCommand } from './commands/bench.js';
 import { collectCommand } from './commands/collect.js';

@@ -5,8 +5,8 @@ import { methods, getMethod } from '../methods/index.js';
 import { getModel, models } from '../models/index.js';
 import { convPlan } from '../models/sparse/conv.js';
 import { datasets, resolveOptions } from './data/index.js';
-import { UserError } from './errors.js';
-import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from './options.js';
+import { UserError } from '../core/errors.js';
+import { optionSchema, optionsSchema, withDefaults, type OptionSpecs } from '../core/options.js';
 import { groupOptions, runId, type NamedOptions, type RunSpec } from './spec.js';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;

@@ -1,5 +1,5 @@
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { asDiskFull } from './errors.js';
+import { asDiskFull } from '../core/errors.js';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';

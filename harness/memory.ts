@@ -32,7 +32,7 @@ import { getMethod, variantLabel } from '../methods/index.js';
 import { getModel } from '../models/index.js';
 import type { LayerShape } from '../models/sparse/types.js';
 import { datasets, featureSize, resolveOptions } from './data/index.js';
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 import { SMOKE } from './run-context.js';
 import { runId, type RunSpec } from './spec.js';
 

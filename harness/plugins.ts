@@ -16,7 +16,7 @@ import { builtinMethods, methods } from '../methods/index.js';
 import { checkMethodShape } from '../methods/define.js';
 import type { Method } from '../methods/types.js';
 import { loadSweep, readConfigFile, type Sweep } from './config.js';
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 
 /** The plugin files a config names (resolved against the config file's folder), then the extra ones (against the working folder). */
 export function pluginFiles(configFile: string | null | undefined, extra: string[] = []): string[] {

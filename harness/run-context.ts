@@ -23,7 +23,7 @@ import type { LayerShape, LayerState } from '../models/sparse/types.js';
 import { featureSize, gather, loadDataset, samplesPerClass, slicePerClass } from './data/index.js';
 import type { Dataset, Split } from './data/types.js';
 import { activeBefore, checkHook, invariantsOf, type Hook } from './invariants.js';
-import { Rng } from './rng.js';
+import { Rng } from '../core/rng.js';
 import type { RunSpec } from './spec.js';
 
 // ---------------------------------------------------------------------------------------------

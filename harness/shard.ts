@@ -1,4 +1,4 @@
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 import { runId, type RunSpec } from './spec.js';
 
 /** Shard `index` (1-based) of `count`. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { getMethod } from '../methods/index.js';
 import { getModel } from '../models/index.js';
 import { datasets } from './data/index.js';
-import { declareOptions, type OptionSpecs, type OptionsOf } from './options.js';
+import { declareOptions, type OptionSpecs, type OptionsOf } from '../core/options.js';
 import { updateOptions, type UpdateSchedule } from '../methods/schedule.js';
 import type { SparseFormat } from '../models/sparse/types.js';
 import type { SparsityDistribution } from '../models/sparse/init.js';

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { asDiskFull, UserError } from './errors.js';
+import { asDiskFull, UserError } from '../core/errors.js';
 import { pidAlive, tryLock, waitLock, type Lock } from './lock.js';
 import { stringify } from 'csv-stringify/sync';
 import type { EpochMetrics, RunSummary, UpdateRecord } from './run-context.js';

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { variantLabel } from '../methods/index.js';
 import type { Sweep } from './config.js';
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 import { defaultLockOptions, tryLock, type LockOptions } from './lock.js';
 import { Progress, type ProgressRun } from './progress.js';
 import { shardSpecs, type Shard } from './shard.js';

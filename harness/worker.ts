@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { asDiskFull, DiskFull } from './errors.js';
+import { asDiskFull, DiskFull } from '../core/errors.js';
 import { defaultLockOptions, LockLost, tryLock, type Lock, type LockOptions } from './lock.js';
 import type { WorkerEvent } from './progress.js';
 import { kernelInfo, setThreads } from '../models/sparse/kernels/index.js';

@@ -5,7 +5,7 @@
  * is checked field by field at once, with the same check the plugin loader applies to a plain
  * object (harness/plugins.ts), so a malformed method fails with one line naming the field.
  */
-import { declarationProblem, type OptionSpecs, type OptionsOf } from '../harness/options.js';
+import { declarationProblem, type OptionSpecs, type OptionsOf } from '../core/options.js';
 import type { Method } from './types.js';
 
 /** A method whose options type is derived from its `options` declaration. */

@@ -23,7 +23,7 @@
 import type { LayerState } from '../models/sparse/types.js';
 import { probeFlops } from './dst.js';
 import { isGlobal, pruneToKeep, scoredPools, targetKeep } from './prune-init.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import { defineMethod } from './define.js';
 import type { InitContext, UpdateReport } from './types.js';
 

@@ -23,7 +23,7 @@
  */
 import type { Connections } from '../models/sparse/types.js';
 import { denseGradientPool, dstUpdatesAt, key, pickByScope, probeFlops, pruneAndGrow, type Grower, type Pool } from './dst.js';
-import { checkedOptions, declareOptions, type OptionsOf } from '../harness/options.js';
+import { checkedOptions, declareOptions, type OptionsOf } from '../core/options.js';
 import { defineMethod } from './define.js';
 import { sampleSubset, samplerNames } from './samplers.js';
 

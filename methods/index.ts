@@ -1,4 +1,4 @@
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { dense } from './dense.js';
 import { staticSparse } from './static.js';
 import { set } from './set.js';

@@ -20,7 +20,7 @@
  */
 import { magnitudePools } from './dst.js';
 import { isGlobal, pruneToKeep } from './prune-init.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import { defineMethod } from './define.js';
 import type { RoundContext, UpdateReport } from './types.js';
 

@@ -20,7 +20,7 @@
  * Randomness: ctx.rng only, in an order fixed by the contract's answers (probe rows, isActive),
  * so masked and csr layers draw the same subset.
  */
-import type { Rng } from '../harness/rng.js';
+import type { Rng } from '../core/rng.js';
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
 import { key, sortConnections } from './dst.js';
 

@@ -1,9 +1,9 @@
 /**
  * The "update" config group: the prune-grow schedule shared by the methods that update the
  * connectivity (Method.updates). Declared here, beside the methods that read it, once: its type,
- * schema, defaults and `list` lines all come from this declaration (harness/options.ts).
+ * schema, defaults and `list` lines all come from this declaration (core/options.ts).
  */
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 
 export const updateOptions = declareOptions({
   delta: { type: 'integer', default: 1000, minimum: 1, help: 'training steps between prune-grow updates (Delta_T)' },

@@ -25,7 +25,7 @@
  * dense initialisation is ranked once at step 0.
  */
 import type { Connections } from '../models/sparse/types.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import { defineMethod } from './define.js';
 import type { InitContext, MethodState, StatefulWeight, StepContext, StepReport, UpdateReport } from './types.js';
 

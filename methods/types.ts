@@ -1,5 +1,5 @@
-import type { Rng } from '../harness/rng.js';
-import type { OptionSpecs } from '../harness/options.js';
+import type { Rng } from '../core/rng.js';
+import type { OptionSpecs } from '../core/options.js';
 import type { Connections, SparseLayer, SparseWeight } from '../models/sparse/types.js';
 import type { UpdateSchedule } from './schedule.js';
 

@@ -1,4 +1,4 @@
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { lenet5 } from './lenet5.js';
 import { mlp } from './mlp.js';
 import type { ModelEntry } from './model.js';

@@ -5,7 +5,7 @@
  * decay updates them like every other parameter, as in the authors' PyTorch code).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import type { Model } from './model.js';
 import { fit } from './sparse/conv.js';
 import { readFloats, scratchCopy, tensorOf } from './sparse/csr.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { maxPool2 } from './layers.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import { layerParams, type ModelEntry } from './model.js';
 
 const lenet5Options = declareOptions({

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import { layerParams, type ModelEntry } from './model.js';
 import { CsrLayer } from './sparse/csr.js';
 import { CsrChain } from './sparse/csr-chain.js';

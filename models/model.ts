@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { OptionSpecs } from '../harness/options.js';
+import type { OptionSpecs } from '../core/options.js';
 import type { LayerShape, Param, SparseLayer } from './sparse/types.js';
 
 export interface DataShape {
@@ -20,7 +20,7 @@ export interface Model {
  * A model family. Building is two-phase: `layout` names every prunable weight's geometry (the
  * sparsity assignment needs all of them at once), then `build` wires the layers made from it.
  * `options` is the one declaration of its options; `O`, what layout and build receive (defaults
- * filled in), is derived from it: `ModelEntry<OptionsOf<typeof options>>` (harness/options.ts).
+ * filled in), is derived from it: `ModelEntry<OptionsOf<typeof options>>` (core/options.ts).
  */
 export interface ModelEntry<O = Record<string, any>> {
   name: string;

@@ -11,9 +11,9 @@
  * below/right and shift the sampling grid against the option-A shortcut).
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { BatchNorm, dropBias, scaled, trainableParams, type ModelWithBuffers } from './layers.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import type { ModelEntry } from './model.js';
 import { readFloats } from './sparse/csr.js';
 import type { LayerShape, Param, SparseLayer } from './sparse/types.js';

@@ -11,9 +11,9 @@
  * equals PyTorch's MaxPool2d(2, 2).
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { BatchNorm, Dropout, maxPool2, scaled, seedFromLayers, trainableParams, type ModelWithBuffers } from './layers.js';
-import { declareOptions, type OptionsOf } from '../harness/options.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape } from './sparse/types.js';
 

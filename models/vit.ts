@@ -14,7 +14,7 @@
  * Width multiplier (authors' get_model): dim int(512w), heads int(6w), MLP int(256w); dim_head fixed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { LayerNorm, dropBias, gelu, multiHeadAttention, scaled, sincosPositionEmbedding, trainableParams } from './layers.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape, SparseLayer } from './sparse/types.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 
 export type RunStatus = 'done' | 'diverged' | 'failed' | 'running' | 'pending' | string;
 

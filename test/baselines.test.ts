@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
 import type { Dataset } from '../harness/data/types.js';
 import { runInitialize } from '../harness/method-hooks.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { captureAt, rewoundLayers, trainRounds } from '../harness/rounds.js';
 import { createRunContext, makeProbe, prepareRun, runGeometry, type RunSummary, type TrainState } from '../harness/run-context.js';
 import { trainLoop, trainRun } from '../harness/train.js';

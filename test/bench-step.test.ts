@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { sweepFromConfig } from '../harness/config.js';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { benchStep, stepSpec, type StepOptions } from '../bench/step.js';
 import { runCli } from './helpers.js';
 

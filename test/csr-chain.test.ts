@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { CsrLayer, setResidentLimit } from '../models/sparse/csr.js';
 import { CsrChain } from '../models/sparse/csr-chain.js';
 import * as K from '../models/sparse/kernels/index.js';

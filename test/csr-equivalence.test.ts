@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
 import { featureSize, gather, batchOrder, samplesPerClass } from '../harness/data/index.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { sgdStep } from '../harness/sgd.js';
 import { crossEntropy, prepareRun, type TrainState, type UpdateRecord, type EpochMetrics } from '../harness/run-context.js';
 import { trainRun } from '../harness/train.js';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { sgdStep } from '../harness/sgd.js';
 import { CsrLayer } from '../models/sparse/csr.js';
 import { CsrConvLayer } from '../models/sparse/csr-conv.js';

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Rng } from '../harness/rng.js';
-import { UserError } from '../harness/errors.js';
+import { Rng } from '../core/rng.js';
+import { UserError } from '../core/errors.js';
 import {
   datasets, loadDataset, slicePerClass, batchOrder, gather, samplesPerClass,
 } from '../harness/data/index.js';

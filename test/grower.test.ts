@@ -8,7 +8,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../harness/backend.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { prepareRun, runGeometry } from '../harness/run-context.js';
 import { trainRun } from '../harness/train.js';
 import { pruneAndGrow, scoreAll } from '../methods/dst.js';

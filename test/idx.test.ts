@@ -12,7 +12,7 @@ import path from 'node:path';
 import { loadDataset } from '../harness/data/index.js';
 import { fetchIdx } from '../harness/data/fetch.js';
 import { FASHION_MNIST, IDX_FILES, MNIST_FULL, writeIdxFiles } from '../harness/data/idx.js';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { runId } from '../harness/spec.js';
 import { cli, runCli, specOf } from './helpers.js';
 import { tmpDir } from './sweep-util.js';

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import {
   spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, type Csr,
 } from '../models/sparse/kernels/index.js';

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { crossEntropy } from '../harness/run-context.js';
 import { sgdStep } from '../harness/sgd.js';
 import { sweepFromConfig } from '../harness/config.js';

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../harness/backend.js';
 import { loadSweep } from '../harness/config.js';
 import { writeCifarFiles } from '../harness/data/cifar.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import { sgdStep } from '../harness/sgd.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../harness/checkpoint.js';
 import { crossEntropy, type EpochMetrics, type TrainState } from '../harness/run-context.js';

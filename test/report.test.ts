@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { defaultOutDir, report } from '../reports/index.js';
 import { groupRuns, logLogSlope, seriesName, stats } from '../reports/aggregate.js';
 import type { Group } from '../reports/aggregate.js';

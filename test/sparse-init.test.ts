@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assignActiveCounts, randomConnections, sparseInitialValues } from '../models/sparse/init.js';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 
 const lenet300 = [{ rows: 300, cols: 784 }, { rows: 100, cols: 300 }, { rows: 10, cols: 100 }];
 const total = (s: { rows: number; cols: number }[]) => s.reduce((a, x) => a + x.rows * x.cols, 0);

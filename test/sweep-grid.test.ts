@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sweepFromConfig } from '../harness/config.js';
-import { UserError } from '../harness/errors.js';
+import { UserError } from '../core/errors.js';
 import { Progress } from '../harness/progress.js';
 import { resolveShard, shardSpecs, parseShard } from '../harness/shard.js';
 import { runId, type RunSpec } from '../harness/spec.js';

@@ -4,8 +4,8 @@ import { benchKernels, DEFAULT_SIZES, DEFAULT_SPARSITIES, type KernelFormat } fr
 import { benchScaling } from '../../bench/scaling.js';
 import { benchStep } from '../../bench/step.js';
 import { models } from '../../models/index.js';
-import type { OptionSpec } from '../options.js';
-import { UserError } from '../errors.js';
+import type { OptionSpec } from '../../core/options.js';
+import { UserError } from '../../core/errors.js';
 import { getModel } from '../../models/index.js';
 import { getMethod } from '../../methods/index.js';
 import { backendOption, defineCommand, log, numberOption } from './common.js';

@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { backendChoices, type BackendChoice } from '../backend.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 
 export const log = (line: string): void => { process.stdout.write(line + '\n'); };
 

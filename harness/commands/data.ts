@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { CIFAR10, CIFAR100 } from '../data/cifar.js';
 import { ARCHIVES, fetchDataset, fetchIdx, idxInstalled, isInstalled } from '../data/fetch.js';
 import { IDX_FILES, IDX_LAYOUTS } from '../data/idx.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 import { log, defineCommand } from './common.js';
 
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);

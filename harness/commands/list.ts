@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { methods } from '../../methods/index.js';
 import { models } from '../../models/index.js';
 import { datasets } from '../data/index.js';
-import { describeOptions, type OptionSpecs } from '../options.js';
+import { describeOptions, type OptionSpecs } from '../../core/options.js';
 import { groupOptions } from '../spec.js';
 import { loadPlugins, pluginFiles } from '../plugins.js';
 import { log, defineCommand, pluginOption } from './common.js';

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { models } from '../../models/index.js';
 import { selectBackend } from '../backend.js';
 import { loadSweepWithPlugins } from '../plugins.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 import { checkDataFiles } from '../data/index.js';
 import { resolveShard, shardSpecs } from '../shard.js';
 import { runId } from '../spec.js';

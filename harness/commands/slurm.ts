@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { loadSweepWithPlugins } from '../plugins.js';
 import { checkDataFiles } from '../data/index.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 import { defineCommand, sweepArguments, sweepOptions } from './common.js';
 
 const cliPath = fileURLToPath(new URL('../../../bin/sparsebench.js', import.meta.url));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import { checkpointSummary } from '../checkpoint.js';
 import { loadSweepWithPlugins } from '../plugins.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 import { readLock, staleReason } from '../lock.js';
 import { variantLabel } from '../../methods/index.js';
 import { runId, type RunSpec } from '../spec.js';

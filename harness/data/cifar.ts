@@ -21,9 +21,9 @@
 import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
 import type { Dataset, DatasetEntry, Split } from './types.js';
-import { declareOptions, withDefaults } from '../options.js';
-import { Rng } from '../rng.js';
-import { UserError } from '../errors.js';
+import { declareOptions, withDefaults } from '../../core/options.js';
+import { Rng } from '../../core/rng.js';
+import { UserError } from '../../core/errors.js';
 
 const SIDE = 32;
 const PLANE = SIDE * SIDE;

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 import { CIFAR10, CIFAR100, recordSize, type CifarLayout } from './cifar.js';
 import { IDX_FILES, idxPath, readIdx, type IdxLayout } from './idx.js';
 

@@ -15,7 +15,7 @@ import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, renameSyn
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { basename, join, resolve } from 'node:path';
 import type { Dataset, DatasetEntry, Split } from './types.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;

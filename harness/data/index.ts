@@ -5,9 +5,9 @@
  * cached): treat `train`/`test` as read-only. `gather` and `slicePerClass` return fresh arrays, so
  * augmentation always works on copies.
  */
-import type { Rng } from '../rng.js';
-import { UserError } from '../errors.js';
-import { checkedOptions } from '../options.js';
+import type { Rng } from '../../core/rng.js';
+import { UserError } from '../../core/errors.js';
+import { checkedOptions } from '../../core/options.js';
 import type { Dataset, DatasetEntry, Split } from './types.js';
 import { mnistEntry } from './mnist.js';
 import { syntheticEntry } from './synthetic.js';

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Dataset, DatasetEntry, Split } from './types.js';
-import { UserError } from '../errors.js';
+import { UserError } from '../../core/errors.js';
 
 const PIXELS = 28 * 28;
 

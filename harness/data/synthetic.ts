@@ -14,9 +14,9 @@
  * samples use separate forks of one Rng, so changing testSamples leaves the training set as is.
  */
 import type { Dataset, DatasetEntry, Split } from './types.js';
-import { Rng } from '../rng.js';
-import { UserError } from '../errors.js';
-import { declareOptions, withDefaults, type OptionsOf } from '../options.js';
+import { Rng } from '../../core/rng.js';
+import { UserError } from '../../core/errors.js';
+import { declareOptions, withDefaults, type OptionsOf } from '../../core/options.js';
 
 /** Norm of the class means (in units of the per-feature noise at noise = 1). */
 const MEAN_NORM = 4;

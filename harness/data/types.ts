@@ -3,8 +3,8 @@
  * from the registry (index.ts), which lists the families, so the families' files and the
  * registry do not import each other.
  */
-import type { Rng } from '../rng.js';
-import type { OptionSpecs } from '../options.js';
+import type { Rng } from '../../core/rng.js';
+import type { OptionSpecs } from '../../core/options.js';
 
 export interface Split { x: Float32Array; y: Int32Array; n: number }      // x: n samples, each prod(inputShape) floats, NHWC order for images
 export interface Dataset {
@@ -16,7 +16,7 @@ export interface Dataset {
   augment?: (x: Float32Array, count: number, rng: Rng) => void;
 }
 /**
- * A dataset family. `options` is the one declaration of its options (harness/options.ts, made
+ * A dataset family. `options` is the one declaration of its options (core/options.ts, made
  * with declareOptions); `shape` and `load` read them through `withDefaults(options, given)`,
  * whose type is derived from it, so a direct call with some options left out works too.
  */

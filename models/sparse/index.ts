@@ -1,4 +1,4 @@
-import type { Rng } from '../../harness/rng.js';
+import type { Rng } from '../../core/rng.js';
 import { assignActiveCounts, randomConnections, sparseInitialValues, type SparsityDistribution } from './init.js';
 import { CsrLayer } from './csr.js';
 import { CsrConvLayer } from './csr-conv.js';

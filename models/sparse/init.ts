@@ -1,4 +1,4 @@
-import type { Rng } from '../../harness/rng.js';
+import type { Rng } from '../../core/rng.js';
 import type { Connections } from './types.js';
 
 export type SparsityDistribution = 'erdos-renyi' | 'uniform';
