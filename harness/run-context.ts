@@ -134,20 +134,14 @@ export interface TrainState {
   rounds?: RoundsState;
 }
 
-/** One finished round of a multi-round run (result.json "rounds"). */
-export interface RoundResult {
+/**
+ * One finished round of a multi-round run (result.json "rounds"): the round's own result fields,
+ * with train_flops (and elapsed_s, the wall time) of the run up to the end of the round (cumulative).
+ */
+export interface RoundResult extends Pick<RunSummary, 'status' | 'active_params' | 'epochs' | 'steps' | 'test_accuracy' | 'best_test_accuracy' | 'train_accuracy' | 'train_flops'> {
   round: number;
-  status: 'done' | 'diverged';
   /** inactive fraction of the prunable weights during the round */
   sparsity: number;
-  active_params: number;
-  epochs: number;
-  steps: number;
-  test_accuracy: number;
-  best_test_accuracy: number;
-  train_accuracy: number;
-  /** training FLOPs and wall time of the run up to the end of this round (cumulative) */
-  train_flops: number;
   elapsed_s: number;
 }
 
