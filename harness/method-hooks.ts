@@ -6,9 +6,9 @@
  * (run-context.ts checkedHook). The rounds of a multi-round method are an outer runner
  * (harness/rounds.ts), not a hook.
  *
- * The one decision a reader may question: `initialize` and `afterStep` are also exported bare
- * (runInitialize, stepHooks) for bench step, which times the step as the loop runs it but
- * without the invariant checks, which are the harness' cost, not the method's.
+ * The one decision a reader may question: the hooks are runInitialize and stepHooks inside
+ * checkedHook, and those two are exported bare for bench step, which times the step as the loop
+ * runs it but without the invariant checks (the harness' cost, not the method's).
  */
 import { momentumOf } from '../methods/dst.js';
 import type { InitContext, ScheduleContext, StepReport, UpdateContext, UpdateReport } from '../methods/types.js';
@@ -70,7 +70,7 @@ export function methodHooks(ctx: RunContext): LoopHook[] {
     start() {
       let outcome: HookOutcome | null = null;
       if (method.initialize) {
-        const { result, ms, record } = checkedHook(ctx, 'initialize', 0, () => method.initialize!(initContext(ctx), spec.method), (r) => r);
+        const { result, ms, record } = checkedHook(ctx, 'initialize', 0, () => runInitialize(ctx), (r) => r);
         outcome = { flops: result.flops, record, updateMs: ms };
       }
       // a method that keeps its count is at its target from the start
