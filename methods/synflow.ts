@@ -28,12 +28,15 @@
  */
 import { probeFlops } from './dst.js';
 import { exponentialKeep, isGlobal, pruneToKeep, scoredPools } from './prune-init.js';
-import type { InitContext, Method, UpdateReport } from './types.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
+import { defineMethod } from './define.js';
+import type { InitContext, UpdateReport } from './types.js';
 
-export interface SynflowOptions {
-  iterations: number;
-  biases: 'abs' | 'off';
-}
+const synflowOptions = declareOptions({
+  iterations: { type: 'integer', default: 100, minimum: 1, help: 'pruning rounds, density d^(k/iterations) after round k (paper: 100)' },
+  biases: { type: 'string', default: 'abs', enum: ['abs', 'off'], help: 'layer biases in the scoring pass: |b| (the authors\' code) or 0 (exact float32 rescaling for deep nets such as ResNet-56, whose R overflows)' },
+});
+export type SynflowOptions = OptionsOf<typeof synflowOptions>;
 
 /** |∂R/∂w ⊙ w| of every active connection, after one SynFlow probe pass; with its FLOPs. */
 export function synflowScores(ctx: Pick<InitContext, 'layers' | 'probe'>, zeroBiases = false): { scores: Float32Array[]; flops: number } {
@@ -65,18 +68,15 @@ export function synflowInitialize(ctx: InitContext, o: SynflowOptions): UpdateRe
   return { k: pruned, grown: 0, pruned, flops };
 }
 
-export const synflow: Method = {
+export const synflow = defineMethod({
   name: 'synflow',
   summary: 'SynFlow: data-free iterative pruning at initialisation by |dR/dw x w| (R = sum of the outputs on an all-ones input with |parameters|, eval mode), exponential density schedule over the rounds (update.scope, global by default); then static. Starts dense: not always sparse',
-  options: {
-    iterations: { type: 'integer', default: 100, minimum: 1, help: 'pruning rounds, density d^(k/iterations) after round k (paper: 100)' },
-    biases: { type: 'string', default: 'abs', enum: ['abs', 'off'], help: 'layer biases in the scoring pass: |b| (the authors\' code) or 0 (exact float32 rescaling for deep nets such as ResNet-56, whose R overflows)' },
-  },
+  options: synflowOptions,
   sparse: true,
   alwaysSparse: false,
   updates: true,
   startsDense: () => true,
   updatesAt: () => false,
   update: () => { throw new Error('synflow prunes only at initialisation'); },
-  initialize: (ctx, o) => synflowInitialize(ctx, o as SynflowOptions),
-};
+  initialize: (ctx, o) => synflowInitialize(ctx, o),
+});

@@ -16,15 +16,27 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.js';
 import { LayerNorm, dropBias, gelu, multiHeadAttention, scaled, sincosPositionEmbedding, trainableParams } from './layers.js';
+import { declareOptions, type OptionsOf } from '../core/options.js';
 import type { ModelEntry } from './model.js';
 import type { LayerShape, SparseLayer } from './sparse/types.js';
 
 interface Dims { patch: number; dim: number; depth: number; heads: number; dimHead: number; mlp: number; gh: number; gw: number; tokens: number; patchDim: number }
 
-function dims(o: Record<string, any>, inputShape: number[]): Dims {
+const vitOptions = declareOptions({
+  width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of dim, heads and MLP (dim_head stays)' },
+  patch: { type: 'integer', default: 4, minimum: 1, help: 'patch side in pixels' },
+  dim: { type: 'integer', default: 512, minimum: 4, help: 'token width at width 1 (x width must be a multiple of 4)' },
+  depth: { type: 'integer', default: 4, minimum: 1, help: 'transformer blocks' },
+  heads: { type: 'integer', default: 6, minimum: 1, help: 'attention heads at width 1' },
+  dimHead: { type: 'integer', default: 64, minimum: 1, help: 'width of one attention head' },
+  mlp: { type: 'integer', default: 256, minimum: 1, help: 'hidden width of the feed-forward block at width 1' },
+});
+export type VitOptions = OptionsOf<typeof vitOptions>;
+
+function dims(o: VitOptions, inputShape: number[]): Dims {
   if (inputShape.length !== 3) throw new UserError(`model vit needs image input [H, W, C], the dataset gives [${inputShape}]`);
   const [h, w, c] = inputShape;
-  const patch = o.patch as number;
+  const patch = o.patch;
   if (h % patch !== 0 || w % patch !== 0) throw new UserError(`model vit: image ${h}x${w} is not divisible by patch ${patch}`);
   const dim = scaled(o.dim, o.width);
   if (dim % 4 !== 0) throw new UserError(`model vit: dim ${dim} (dim x width) must be a multiple of 4 for the sin-cos position embedding`);
@@ -32,18 +44,10 @@ function dims(o: Record<string, any>, inputShape: number[]): Dims {
   return { patch, dim, depth: o.depth, heads: scaled(o.heads, o.width), dimHead: o.dimHead, mlp: scaled(o.mlp, o.width), gh, gw, tokens: gh * gw, patchDim: patch * patch * c };
 }
 
-export const vit: ModelEntry = {
+export const vit: ModelEntry<VitOptions> = {
   name: 'vit',
   summary: 'vision transformer (the GSE authors\' simple-vit-tiny: patch 4, dim 512, depth 4, heads 6 x 64, MLP 256)',
-  options: {
-    width: { type: 'number', default: 1, exclusiveMinimum: 0, help: 'width multiplier of dim, heads and MLP (dim_head stays)' },
-    patch: { type: 'integer', default: 4, minimum: 1, help: 'patch side in pixels' },
-    dim: { type: 'integer', default: 512, minimum: 4, help: 'token width at width 1 (x width must be a multiple of 4)' },
-    depth: { type: 'integer', default: 4, minimum: 1, help: 'transformer blocks' },
-    heads: { type: 'integer', default: 6, minimum: 1, help: 'attention heads at width 1' },
-    dimHead: { type: 'integer', default: 64, minimum: 1, help: 'width of one attention head' },
-    mlp: { type: 'integer', default: 256, minimum: 1, help: 'hidden width of the feed-forward block at width 1' },
-  },
+  options: vitOptions,
   kernels: ['BatchMatMul', 'Transpose', 'Softmax', 'Erf', 'AvgPool', 'Slice', 'Concat'],
   layout(o, data) {
     const d = dims(o, data.inputShape);
