@@ -190,12 +190,16 @@ describe('groups', () => {
       { method: 'set', variant: 'set' }, { format: 'masked2' }, { epochs: 4 },
     ];
     for (const f of later) {
-      const gs = groupRuns([run(f), run({ epochs: 3 })]);
-      assert.deepEqual(gs.map((g) => g.key), [keyOf(run({ epochs: 3 })), keyOf(run(f))], JSON.stringify(f));
+      for (const input of [[run(f), run({ epochs: 3 })], [run({ epochs: 3 }), run(f)]]) {
+        assert.deepEqual(groupRuns(input).map((g) => g.key), [keyOf(run({ epochs: 3 })), keyOf(run(f))], JSON.stringify(f));
+      }
     }
-    // no epochs sorts before any number of epochs
-    const gs = groupRuns([run({ epochs: 1 }), run({ epochs: null })]);
-    assert.deepEqual(gs.map((g) => g.key.epochs), [null, 1]);
+    // no epochs sorts before any number of epochs, 0 included
+    for (const n of [0, 1]) {
+      for (const input of [[run({ epochs: n }), run({ epochs: null })], [run({ epochs: null }), run({ epochs: n })]]) {
+        assert.deepEqual(groupRuns(input).map((g) => g.key.epochs), [null, n]);
+      }
+    }
     // an earlier field decides over every later one
     const mixed = groupRuns([run({ width: 50, sparsity: 0.9, epochs: 9 }), run({ width: 60, sparsity: 0.1, epochs: 1 })]);
     assert.deepEqual(mixed.map((g) => g.key.width), [50, 60]);
@@ -242,8 +246,9 @@ describe('variants: a key field named only where a label has several values of i
 describe('per-group curves and ratios (done runs only)', () => {
   test('epochCurve: mean and std per epoch over the done runs, epochs ascending, non-finite values skipped', () => {
     const g = only([
-      run({ seed: 0, metrics: [{ epoch: 2, test_accuracy: 0.6 }, { epoch: 1, test_accuracy: 0.2 }, { epoch: 3, test_accuracy: Number.NaN }] }),
-      run({ seed: 1, metrics: [{ epoch: 1, test_accuracy: 0.4 }, { epoch: 2, test_accuracy: 0.8 }, { epoch: 3 }] }),
+      // epoch 4 has no finite accuracy in any done run, epoch 5 none at all: neither is a point
+      run({ seed: 0, metrics: [{ epoch: 2, test_accuracy: 0.6 }, { epoch: 1, test_accuracy: 0.2 }, { epoch: 3, test_accuracy: Number.NaN }, { epoch: 4, test_accuracy: Number.NaN }] }),
+      run({ seed: 1, metrics: [{ epoch: 1, test_accuracy: 0.4 }, { epoch: 2, test_accuracy: 0.8 }, { epoch: 3 }, { epoch: 4, test_accuracy: Number.POSITIVE_INFINITY }, { epoch: 5 }] }),
       run({ seed: 2, metrics: [{ epoch: 3, test_accuracy: 0.9 }, { epoch: 1, test_accuracy: 0.9 }] }),
       run({ seed: 3, status: 'failed', test_accuracy: null, metrics: [{ epoch: 1, test_accuracy: 0.99 }, { epoch: 4, test_accuracy: 0.99 }] }),
     ]);
