@@ -290,6 +290,25 @@ describe('pruneAndGrow through rigl, gse and set', () => {
     }
   });
 
+  test('grow-first caps over two layers: global by the sum of the subsets, local by each layer\'s own', () => {
+    for (const scope of ['global', 'local'] as const) {
+      // q (2 x 2, 50% sparse): S = its 2 inactive connections; p (4 x 4, 2 active, gamma 0.5): one pair drawn, (2,3).
+      // alpha 1: global wants ceil(4) = 4, S holds 3 -> k = 3 (not q's 2 alone); local wants 2 and 2 -> 2 and 1
+      const log: string[] = [];
+      const layers = [
+        new Toy('q', 2, 2, [[0, 0, 0.5], [1, 1, 0.25]], [1, 0.3, 0.2, 1], 2, log),
+        new Toy('p', 4, 4, [[0, 0, 1], [3, 3, -2]], Array(16).fill(1), 2, log),
+      ];
+      let rngCalls = 0;
+      const rng = { int: (n: number) => (n === 4 ? [2, 3][rngCalls++ % 2] : 0) } as unknown as Rng;
+      const report = getMethod('gse').update(ctxOf(layers, scope, 1, rng).ctx, { gamma: 0.5 });
+      // everything in S is grown; global prunes the 3 smallest |w| of all: q's 0.25 and 0.5, p's 1
+      assert.deepEqual(log, ['grow q 0,1 1,0', 'grow p 2,3', 'prune q 0,0 1,1', 'prune p 0,0'], scope);
+      // FLOPs: probe 6 x 4 x 2, subset gradients 2 x 2 x 2 (q) and 2 x 2 x 1 (p)
+      assert.deepEqual(report, { alpha: 1, k: 3, grown: 3, pruned: 3, flops: 48 + 8 + 4 }, scope);
+    }
+  });
+
   test('nothing to do: no probe, no calls, k 0 (alpha 0 after T_end; a dense layer for gse and rigl)', () => {
     for (const name of ['rigl', 'gse', 'set']) {
       for (const scope of ['global', 'local'] as const) {
