@@ -7,7 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../core/rng.js';
 import type { Connections, SparseWeight, UnitSums } from '../models/sparse/types.js';
 import type { StatefulWeight, UpdateContext, UpdateSchedule } from '../methods/types.js';
 import {
