@@ -12,7 +12,7 @@ import type { Connections, SparseWeight, UnitSums } from '../models/sparse/types
 import type { StatefulWeight, UpdateContext, UpdateSchedule } from '../methods/types.js';
 import {
   assertActiveCounts, dstUpdatesAt, endStep, magnitudePools, momentumOf, pickByScope, pickExtreme, probeFlops, pruneAndGrow,
-  selectLargest, sortConnections, updateFraction,
+  scopesOf, selectLargest, sortConnections, updateFraction,
 } from '../methods/dst.js';
 import { getMethod } from '../methods/index.js';
 
@@ -55,12 +55,12 @@ class Toy implements SparseWeight {
   weights(): string[] { return pairs(this.active()).map(([r, c]) => `${r},${c}=${this.w.get(r * this.cols + c)}`); }
 }
 
-function schedule(scope: 'global' | 'local', alpha: number): UpdateSchedule {
+function schedule(scope: UpdateSchedule['scope'], alpha: number): UpdateSchedule {
   return { delta: 10, end: 0.5, alpha, samplesPerClass: 1, scope };
 }
 
 /** An update context at step 0 (alpha_t = alpha) of 100 steps; counts probe passes. */
-function ctxOf(layers: SparseWeight[], scope: 'global' | 'local', alpha: number, rng: Rng = new Rng(1), step = 0) {
+function ctxOf(layers: SparseWeight[], scope: UpdateSchedule['scope'], alpha: number, rng: Rng = new Rng(1), step = 0) {
   const probes = { n: 0 };
   const ctx: UpdateContext = {
     step, totalSteps: 100, stepsPerEpoch: 10, schedule: schedule(scope, alpha), layers: layers as StatefulWeight[], rng, sparsity: 0.5,
@@ -307,6 +307,48 @@ describe('pruneAndGrow through rigl, gse and set', () => {
       // FLOPs: probe 6 x 4 x 2, subset gradients 2 x 2 x 2 (q) and 2 x 2 x 1 (p)
       assert.deepEqual(report, { alpha: 1, k: 3, grown: 3, pruned: 3, flops: 48 + 8 + 4 }, scope);
     }
+  });
+
+  test('prune-local: each layer prunes its own ceil(alpha |A_l|), the grow ranks all layers together', () => {
+    assert.deepEqual(scopesOf('prune-local'), { prune: 'local', grow: 'global' });
+    assert.deepEqual(scopesOf('local'), { prune: 'local', grow: 'local' });
+    assert.deepEqual(scopesOf('global'), { prune: 'global', grow: 'global' });
+    // alpha 0.5: a and b prune 1 each (a's 0.1, b's 0.05); the 2 grown are a's (|g| 0.5 and 0.45 beat b's 0.3)
+    const log: string[] = [];
+    const layers = twoLayers(log);
+    const report = getMethod('rigl').update(ctxOf(layers, 'prune-local', 0.5).ctx, {});
+    assert.deepEqual(log, ['prune a 1,1', 'prune b 0,0', 'grow a 0,1 1,0']);
+    assert.deepEqual(report, { alpha: 0.5, k: 2, grown: 2, pruned: 2, flops: 120 });
+    assert.deepEqual(layers.map((l) => l.activeCount()), [3, 1]);
+  });
+
+  test('prune-local with fewer connections to grow than to prune: the per-layer prunes are cut from the last layer back', () => {
+    // alpha 1: A (1 x 2, 1 active) wants 1, B (2 x 2, 3 active) wants 3; only 2 connections are inactive,
+    // so k = 2 and the prunes 1 + 3 are cut to 1 + 1 (B loses 2 of its 3 first)
+    const log: string[] = [];
+    const layers = [
+      new Toy('A', 1, 2, [[0, 0, 0.7]], [0, 1], 2, log),
+      new Toy('B', 2, 2, [[0, 0, 3], [0, 1, 1], [1, 1, 2]], [0, 0, 1, 0], 2, log),
+    ];
+    const report = getMethod('rigl').update(ctxOf(layers, 'prune-local', 1).ctx, {});
+    assert.deepEqual(log, ['prune A 0,0', 'prune B 0,1', 'grow A 0,1', 'grow B 1,0']);
+    assert.deepEqual({ k: report.k, grown: report.grown, pruned: report.pruned }, { k: 2, grown: 2, pruned: 2 });
+    // cut further: one inactive connection, prunes 1 + 3 cut to 1 + 0
+    const log2: string[] = [];
+    const tight = [
+      new Toy('A', 1, 2, [[0, 0, 0.7]], [0, 1], 2, log2),
+      new Toy('B', 1, 3, [[0, 0, 3], [0, 1, 1], [0, 2, 2]], [0, 0, 0], 2, log2),
+    ];
+    const r2 = getMethod('rigl').update(ctxOf(tight, 'prune-local', 1).ctx, {});
+    assert.deepEqual(log2, ['prune A 0,0', 'grow A 0,1']);
+    assert.deepEqual({ k: r2.k, grown: r2.grown, pruned: r2.pruned }, { k: 1, grown: 1, pruned: 1 });
+  });
+
+  test('a global prune with a local grow is refused', () => {
+    const { ctx } = ctxOf(twoLayers([]), 'global', 0.5);
+    const grower = { order: 'prune-first' as const, score: () => { throw new Error('not reached'); } };
+    assert.throws(() => pruneAndGrow(ctx, grower, 'toy', { prune: 'global', grow: 'local' }),
+      { message: 'toy: a global prune with a local grow is not defined (how much would each layer grow?)' });
   });
 
   test('nothing to do: no probe, no calls, k 0 (alpha 0 after T_end; a dense layer for gse and rigl)', () => {
