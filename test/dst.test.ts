@@ -342,6 +342,16 @@ describe('pruneAndGrow through rigl, gse and set', () => {
     const r2 = getMethod('rigl').update(ctxOf(tight, 'prune-local', 1).ctx, {});
     assert.deepEqual(log2, ['prune A 0,0', 'grow A 0,1']);
     assert.deepEqual({ k: r2.k, grown: r2.grown, pruned: r2.pruned }, { k: 1, grown: 1, pruned: 1 });
+    // a cut over two layers: A (1 x 3, 2 active) wants 2, B (1 x 1, full) wants 1, one connection can grow:
+    // B is cut to 0 and A to 1 (its 0.2 pruned, its (0,2) grown)
+    const log3: string[] = [];
+    const two = [
+      new Toy('A', 1, 3, [[0, 0, 0.5], [0, 1, 0.2]], [0, 0, 1], 2, log3),
+      new Toy('B', 1, 1, [[0, 0, 0.9]], [0], 2, log3),
+    ];
+    const r3 = getMethod('rigl').update(ctxOf(two, 'prune-local', 1).ctx, {});
+    assert.deepEqual(log3, ['prune A 0,1', 'grow A 0,2']);
+    assert.deepEqual({ k: r3.k, grown: r3.grown, pruned: r3.pruned }, { k: 1, grown: 1, pruned: 1 });
   });
 
   test('a global prune with a local grow is refused', () => {
