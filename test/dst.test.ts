@@ -11,8 +11,8 @@ import { Rng } from '../core/rng.js';
 import type { Connections, SparseWeight, UnitSums } from '../models/sparse/types.js';
 import type { StatefulWeight, UpdateContext, UpdateSchedule } from '../methods/types.js';
 import {
-  assertActiveCounts, dstUpdatesAt, endStep, magnitudePools, momentumOf, pickByScope, pickExtreme, probeFlops, pruneAndGrow,
-  scopesOf, selectLargest, sortConnections, updateFraction,
+  assertActiveCounts, denseGradientPool, dstUpdatesAt, endStep, magnitudePools, momentumOf, pickByScope, pickExtreme, probeFlops, pruneAndGrow,
+  scopesOf, selectLargest, sortConnections, topScoredPool, updateFraction,
 } from '../methods/dst.js';
 import { getMethod } from '../methods/index.js';
 
@@ -178,6 +178,50 @@ describe('picking', () => {
     assert.deepEqual(selectLargest(Uint32Array.from([0xffffffff, 0]), 2), { threshold: 0, ties: 1 });
     assert.throws(() => selectLargest(keys, 0), { message: 'selectLargest: q = 0 outside 1..6' });
     assert.throws(() => selectLargest(keys, 7), { message: 'selectLargest: q = 7 outside 1..6' });
+  });
+});
+
+describe('candidate pools from a score of every connection', () => {
+  // 2 x 3, (0,0) active; P = 2
+  const layer = () => new Toy('t', 2, 3, [[0, 0, 1]], [9, -5, 1, Number.NaN, 4, Number.NEGATIVE_INFINITY], 2, []);
+  const of = (p: { row: Int32Array; col: Int32Array; value: Float32Array }) => [pairs(p), Array.from(p.value)];
+
+  test('by |score|: the quota largest inactive, NaN scored as 0, infinity first; sorted, with |score| as value', () => {
+    const l = layer();
+    const scores = () => Float32Array.from([9, -5, 1, Number.NaN, 4, Number.NEGATIVE_INFINITY]);
+    // |score| of the inactive: (0,1) 5, (0,2) 1, (1,0) NaN -> 0, (1,1) 4, (1,2) inf
+    assert.deepEqual(of(topScoredPool(l, l.active(), 2, scores, true)), [[[0, 1], [1, 2]], [5, Number.POSITIVE_INFINITY]]);
+    assert.deepEqual(of(topScoredPool(l, l.active(), 4, scores, true)), [[[0, 1], [0, 2], [1, 1], [1, 2]], [5, 1, 4, Number.POSITIVE_INFINITY]]);
+    // a quota beyond the inactive count: every inactive connection, never the active one
+    assert.deepEqual(of(topScoredPool(l, l.active(), 10, scores, true)), [[[0, 1], [0, 2], [1, 0], [1, 1], [1, 2]], [5, 1, 0, 4, Number.POSITIVE_INFINITY]]);
+    assert.deepEqual(of(topScoredPool(l, l.active(), 0, () => { throw new Error('not asked'); }, true)), [[], []]);
+    assert.throws(() => topScoredPool(l, l.active(), 1, () => new Float32Array(5), true), { message: 't: 5 scores, expected 6' });
+  });
+
+  test('signed scores (magnitude false): largest first, -0 as 0, negative values kept', () => {
+    const l = layer();
+    const scores = () => Float32Array.from([9, -5, 1, -0, 4, -2]);
+    // inactive: (0,1) -5, (0,2) 1, (1,0) -0, (1,1) 4, (1,2) -2: top 3 = 4, 1, 0
+    assert.deepEqual(of(topScoredPool(l, l.active(), 3, scores, false)), [[[0, 2], [1, 0], [1, 1]], [1, 0, 4]]);
+    assert.deepEqual(of(topScoredPool(l, l.active(), 4, scores, false)), [[[0, 2], [1, 0], [1, 1], [1, 2]], [1, 0, 4, -2]]);
+    assert.deepEqual(of(topScoredPool(l, l.active(), 5, scores, false)), [[[0, 1], [0, 2], [1, 0], [1, 1], [1, 2]], [-5, 1, 0, 4, -2]]);
+  });
+
+  test('denseGradientPool: RigL\'s candidates by |dense gradient|, FLOPs 2 x rows x cols x P when any is asked', () => {
+    const l = layer();
+    const r = denseGradientPool(l, l.active(), 2);
+    assert.deepEqual(of(r.pool), [[[0, 1], [1, 2]], [5, Number.POSITIVE_INFINITY]]);
+    assert.equal(r.flops, 2 * 2 * 3 * 2);
+    assert.equal(denseGradientPool(l, l.active(), 0).flops, 0);
+  });
+
+  test('rigl counts a layer\'s dense-gradient FLOPs only when it has candidates', () => {
+    // a as in twoLayers (k = 1) beside a full 1 x 2 layer d (nothing inactive): probe 6 x 4 x 3, a's 2 x 4 x 3
+    const log: string[] = [];
+    const layers = [twoLayers(log)[0], new Toy('d', 1, 2, [[0, 0, 1], [0, 1, 2]], [1, 1], 3, log)];
+    const report = getMethod('rigl').update(ctxOf(layers, 'local', 0.5).ctx, {});
+    assert.deepEqual(log, ['prune a 1,1', 'grow a 0,1']);
+    assert.deepEqual(report, { alpha: 0.5, k: 1, grown: 1, pruned: 1, flops: 72 + 24 });
   });
 });
 
