@@ -102,3 +102,12 @@ test('sparse init draws the weights in connection order, then the biases, from t
   assert.deepEqual(Array.from(values), Array.from(c.row, (r) => Math.fround(rng.uniform(-1, 1) * bound(r))));
   assert.deepEqual(Array.from(bias), [0, 1, 2].map((r) => Math.fround(rng.uniform(-1, 1) * bound(r))));
 });
+
+test('a layer with every connection active draws nothing for its connections: its weights are the first draws of its stream', () => {
+  const rng = new Rng(5, 'layer/dense');
+  const all = randomConnections(3, 4, 12, rng);
+  assert.deepEqual(Array.from(all.row), [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+  assert.deepEqual(Array.from(all.col), [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+  const untouched = new Rng(5, 'layer/dense');
+  assert.equal(rng.uint32(), untouched.uint32(), 'no draw spent on a full layer');
+});
