@@ -528,18 +528,24 @@ function splitEven(lo: number, hi: number, parts: number, step: number): number[
   return cuts;
 }
 
+/** The positions of [start, end) spans, each checked to lie in [0, len). */
+function spanPositions(spans: readonly number[], len: number, what: string): number {
+  let positions = 0;
+  for (let i = 0; i < spans.length; i += 2) {
+    if (!(Number.isInteger(spans[i]) && spans[i] >= 0 && spans[i] <= spans[i + 1] && spans[i + 1] <= len)) throw new RangeError(`${what}: position span [${spans[i]}, ${spans[i + 1]}) is outside [0, ${len})`);
+    positions += spans[i + 1] - spans[i];
+  }
+  return positions;
+}
+
 /**
  * The position ranges ([p0, p1) pairs, flattened) a call over `spans` (pairs within [0, len)) is
  * cut into: with several threads, spans longer than their share are split at multiples of `step`
  * into about threads · CHUNKS_PER_THREAD pieces in all (none shorter than `minPiece`).
  */
-function positionPieces(spans: readonly number[], len: number, threads: number, minPiece: number, step: number): number[] {
-  for (let i = 0; i < spans.length; i += 2) {
-    if (!(spans[i] >= 0 && spans[i] <= spans[i + 1] && spans[i + 1] <= len)) throw new RangeError(`position span [${spans[i]}, ${spans[i + 1]}) is outside [0, ${len})`);
-  }
+function positionPieces(spans: readonly number[], len: number, threads: number, minPiece: number, step: number, what: string): number[] {
+  const total = spanPositions(spans, len, what);
   if (threads <= 1) return [...spans];
-  let total = 0;
-  for (let i = 0; i < spans.length; i += 2) total += spans[i + 1] - spans[i];
   const share = Math.max(minPiece, Math.ceil(total / (threads * CHUNKS_PER_THREAD)));
   const out: number[] = [];
   for (let i = 0; i < spans.length; i += 2) {
@@ -750,7 +756,7 @@ export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32
   const po = e.input('colIdx', offs, nnz);
   const pv = e.input('values', values, nnz);
   const threads = e.fanout((nnz + rows) * len, PAR_MIN_MACS);
-  const pieces = positionPieces(spans ?? [0, len], len, threads, 1024, 16);
+  const pieces = positionPieces(spans ?? [0, len], len, threads, 1024, 16, 'convGather');
   const chunks: number[][] = [];
   for (let t = 0; t < pieces.length; t += 2) chunks.push([pr, po, pv, x.byteOffset, out.byteOffset, ystride, 0, rows, pieces[t], pieces[t + 1]]);
   e.run(OP_CONV_GATHER, chunks, threads);
@@ -759,11 +765,7 @@ export function convGather(rowPtr: Int32Array, offs: Int32Array, values: Float32
 
 /** Position spans [start, end) pairs, checked against [0, len), copied into the kernels' memory: their pointer, count and positions. */
 function spanTable(spans: readonly number[], len: number, what: string): { ptr: number; count: number; positions: number } {
-  let positions = 0;
-  for (let i = 0; i < spans.length; i += 2) {
-    if (!(Number.isInteger(spans[i]) && spans[i] >= 0 && spans[i] <= spans[i + 1] && spans[i + 1] <= len)) throw new RangeError(`${what}: position span [${spans[i]}, ${spans[i + 1]}) is outside [0, ${len})`);
-    positions += spans[i + 1] - spans[i];
-  }
+  const positions = spanPositions(spans, len, what);
   return { ptr: E().input('spans', Int32Array.from(spans), spans.length), count: spans.length / 2, positions };
 }
 
@@ -998,7 +1000,7 @@ export function denseRows(a: Float32Array, ars: number, aks: number, offs: Int32
   // DENSE_BLOCK_K of the K products per call (the calls add up in order), rows in blocks of A
   const kb = K <= 2 * DENSE_BLOCK_K ? K : DENSE_BLOCK_K;
   const rb = Math.max(4, Math.floor(DENSE_BLOCK_FLOATS / Math.max(1, kb)) & ~3);
-  const pieces = positionPieces(spans ?? [0, len], len, threads, 256, 8);
+  const pieces = positionPieces(spans ?? [0, len], len, threads, 256, 8, 'denseRows');
   for (let k0 = 0; ; k0 += kb) {
     const k = Math.min(kb, K - k0);
     let chunks: number[][] = [];
