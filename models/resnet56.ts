@@ -60,26 +60,25 @@ function conv(name: string, inC: number, outC: number, k: number, stride: number
  */
 export function optionA(inC: number, planes: number, stride: number): (x: tf.Tensor4D) => tf.Tensor4D {
   const lo = Math.floor((planes - inC) / 2);
+  /** calls f(o, p) for each output pixel: o its first kept channel in y, p its source pixel in x */
+  const eachSample = (n: number, h: number, w: number, f: (o: number, p: number) => void) => {
+    const ho = Math.ceil(h / stride), wo = Math.ceil(w / stride);
+    for (let b = 0, o = lo; b < n; b++) {
+      for (let i = 0; i < ho; i++) for (let j = 0; j < wo; j++, o += planes) f(o, ((b * h + i * stride) * w + j * stride) * inC);
+    }
+    return [ho, wo];
+  };
   const op = tf.customGrad(((x: tf.Tensor4D) => {
     const [n, h, w] = x.shape;
-    const ho = Math.ceil(h / stride), wo = Math.ceil(w / stride);
     const src = readFloats(x);
-    const y = new Float32Array(n * ho * wo * planes);
-    for (let b = 0, o = lo; b < n; b++) {
-      for (let i = 0; i < ho; i++) {
-        for (let j = 0; j < wo; j++, o += planes) y.set(src.subarray((((b * h) + i * stride) * w + j * stride) * inC, (((b * h) + i * stride) * w + j * stride + 1) * inC), o);
-      }
-    }
+    const y = new Float32Array(n * Math.ceil(h / stride) * Math.ceil(w / stride) * planes);
+    const [ho, wo] = eachSample(n, h, w, (o, p) => y.set(src.subarray(p, p + inC), o));
     return {
       value: tf.tensor4d(y, [n, ho, wo, planes]),
       gradFunc: (dy: tf.Tensor4D) => {
         const g = readFloats(dy);
         const dx = new Float32Array(n * h * w * inC);
-        for (let b = 0, o = lo; b < n; b++) {
-          for (let i = 0; i < ho; i++) {
-            for (let j = 0; j < wo; j++, o += planes) dx.set(g.subarray(o, o + inC), (((b * h) + i * stride) * w + j * stride) * inC);
-          }
-        }
+        eachSample(n, h, w, (o, p) => dx.set(g.subarray(o, o + inC), p));
         return tf.tensor4d(dx, [n, h, w, inC]);
       },
     };

@@ -48,7 +48,8 @@ export interface ConvPlan {
  * a time) and merged where they meet; or [0, len) when a run is shorter than MIN_RUN positions.
  */
 function rowSpans(n: number, wg: number, top: number, left: number, rows: number, cols: number, len: number): number[] {
-  if (rows <= 0 || cols <= 0) return [0, len];
+  // runs shorter than a few SIMD blocks (a tiny batch) cost more per connection than they skip
+  if (rows <= 0 || cols * n < MIN_RUN) return [0, len];
   const out: number[] = [];
   for (let gy = top; gy < top + rows; gy++) {
     const start = (gy * wg + left) * n;
@@ -57,8 +58,7 @@ function rowSpans(n: number, wg: number, top: number, left: number, rows: number
     if (out.length && out[out.length - 1] >= start) out[out.length - 1] = end;
     else out.push(start, end);
   }
-  // runs shorter than a few SIMD blocks (a tiny batch) cost more per connection than they skip
-  return cols * n < MIN_RUN ? [0, len] : out;
+  return out;
 }
 const MIN_RUN = 64;
 const SPAN_BLOCK = 8;
