@@ -23,7 +23,7 @@ export const mlp: ModelEntry<MlpOptions> = {
   },
   build(_o, _data, layers) {
     // csr layers run as one chain op: activations stay in the kernels' layout between layers
-    const chain = layers.every((l) => l instanceof CsrLayer) ? new CsrChain(layers as CsrLayer[]) : null;
+    const chain = layers.every((l) => l instanceof CsrLayer) ? new CsrChain(layers as CsrLayer[], { inputGradient: false }) : null;
     return {
       layers,
       params: () => layerParams(layers),

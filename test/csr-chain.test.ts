@@ -97,6 +97,38 @@ for (const [density, sizes] of [[0.15, [37, 61, 130, 10]], [0.01, [37, 61, 400, 
   labels.dispose();
 });
 
+test("a chain without the input gradient (an MLP's data input) gives the same logits and parameter gradients bit for bit, and refuses a gradient for its input", async () => {
+  await selectBackend('wasm');
+  const rng = new Rng(23);
+  const sizes = [37, 61, 130, 10];
+  const layers = sizes.slice(1).map((rows, i) => randomLayer(`fc${i + 1}`, rows, sizes[i], 0.15, rng));
+  const B = 20;
+  const x = tf.tensor2d(Float32Array.from({ length: B * sizes[0] }, () => rng.uniform(-1, 1)), [B, sizes[0]]);
+  const labels = tf.oneHot(tf.tensor1d(Int32Array.from({ length: B }, () => rng.int(10)), 'int32'), 10);
+  const vars = layers.flatMap((l) => [l.variables().values, l.variables().bias]);
+  const withInput = new CsrChain(layers);
+  const withoutInput = new CsrChain(layers, { inputGradient: false });
+  const paramGrads = (chain: CsrChain) => tf.tidy(() => {
+    const f = (...ws: tf.Tensor[]) => { void ws; return tf.losses.softmaxCrossEntropy(labels, chain.apply(x)) as tf.Scalar; };
+    return tf.grads(f)(vars).map((g) => Float32Array.from(g.dataSync()));
+  });
+  try {
+    const want = paramGrads(withInput);
+    const got = paramGrads(withoutInput);
+    assert.equal(got.length, 2 * layers.length);
+    assert.ok(want[0].some((v) => v !== 0), 'the first layer gets a gradient');
+    got.forEach((g, i) => assert.deepEqual(bits(g), bits(want[i]), `gradient ${i}`));
+    assert.deepEqual(bits(tf.tidy(() => withoutInput.apply(x).dataSync())), bits(tf.tidy(() => withInput.apply(x).dataSync())), 'logits');
+    assert.throws(() => tf.tidy(() => tf.grad((xi: tf.Tensor) => tf.sum(withoutInput.apply(xi)) as tf.Scalar)(x)), /not a function of x|gradient/i);
+  } finally {
+    withInput.dispose();
+    withoutInput.dispose();
+    layers.forEach((l) => l.dispose());
+    x.dispose();
+    labels.dispose();
+  }
+});
+
 test('bias + ReLU, the ReLU gradient and float64 row sums match float64 references on random inputs', async () => {
   const rng = new Rng(41);
   for (const [rows, B] of [[7, 13], [33, 128], [300, 64]]) {

@@ -43,7 +43,15 @@ export class CsrChain {
   private generation = 0;
   private readonly op: (...inputs: tf.Tensor[]) => tf.Tensor;
 
-  constructor(private readonly layers: CsrLayer[]) {
+  /** the input of the apply() under way, when the op does not take it (no input gradient) */
+  private pendingInput: tf.Tensor | null = null;
+
+  /**
+   * `inputGradient: false` (an MLP's input is the data batch): the op does not differentiate with
+   * respect to its input, which saves the first layer's Wᵀ·g and its transpose; the input is then
+   * not an input of the op on the tape, so asking tfjs for that gradient fails instead of giving 0.
+   */
+  constructor(private readonly layers: CsrLayer[], private readonly options: { inputGradient: boolean } = { inputGradient: true }) {
     if (layers.length === 0) throw new Error('CsrChain: no layers');
     this.acts = new Array(layers.length + 1).fill(null);
     this.touched = new Array(layers.length).fill(null);
@@ -55,9 +63,11 @@ export class CsrChain {
   apply(x: tf.Tensor): tf.Tensor {
     const first = this.layers[0];
     if (x.rank !== 2 || x.shape[1] !== first.cols) throw new Error(`${first.name}: input of shape [${x.shape}], expected [B, ${first.cols}]`);
-    const inputs: tf.Tensor[] = [x];
+    const inputs: tf.Tensor[] = this.options.inputGradient ? [x] : [];
     for (const l of this.layers) { const v = l.variables(); inputs.push(v.values, v.bias); }
-    return this.op(...inputs);
+    if (this.options.inputGradient) return this.op(...inputs);
+    this.pendingInput = x;
+    try { return this.op(...inputs); } finally { this.pendingInput = null; }
   }
 
   dispose(): void {
@@ -69,10 +79,11 @@ export class CsrChain {
 
   private chainOp(): (...inputs: tf.Tensor[]) => tf.Tensor {
     const L = this.layers.length;
+    const withInput = this.options.inputGradient;
     const f = (...inputs: tf.Tensor[]) => {
-      const x = inputs[0];
+      const x = withInput ? inputs[0] : this.pendingInput!;
       const B = x.shape[0];
-      const weights = inputs.slice(1);
+      const weights = withInput ? inputs.slice(1) : inputs;
       let ops = this.forward(x, weights, B);
       const generation = this.generation;
       const last = this.layers[L - 1];
@@ -87,7 +98,8 @@ export class CsrChain {
           if (x.isDisposed) throw new Error(`${this.layers[0].name}: the input of a forward pass was disposed before its backward pass`);
           ops = this.forward(x, weights, B);
         }
-        return this.backward(dy, ops, B);
+        const grads = this.backward(dy, ops, B, withInput);
+        return withInput ? grads : grads.slice(1);
       };
       return { value, gradFunc };
     };
@@ -141,7 +153,8 @@ export class CsrChain {
     }
   }
 
-  private backward(dy: tf.Tensor, ops: ReturnType<CsrLayer['operands']>[], B: number): tf.Tensor[] {
+  /** [dx (when `inputGradient`, else a placeholder), then per layer the values' and the bias's gradients] */
+  private backward(dy: tf.Tensor, ops: ReturnType<CsrLayer['operands']>[], B: number, inputGradient: boolean): tf.Tensor[] {
     const L = this.layers.length;
     const out: tf.Tensor[] = new Array(1 + 2 * L);
     const last = this.layers[L - 1];
@@ -154,28 +167,30 @@ export class CsrChain {
       const h = this.acts[l]!.subarray(0, layer.cols * B);
       layer.probeBackward(h, g, B);
       const dbias = sums ?? (K.isResident(g) ? K.rowSums64(g, layer.rows, B) : rowSums(g, layer.rows, B));
-      const dx = this.grad(l % 2, layer.cols * B);
+      const dx = l > 0 || inputGradient ? this.grad(l % 2, layer.cols * B) : null;
       const r = this.backwardLayer(l, o, g, h, dx, B, l > 0);
       out[1 + 2 * l] = tensorOf(r.dv, [r.dv.length]);
       out[2 + 2 * l] = tf.tensor1d(dbias);
       sums = r.sums;
-      g = dx;
+      if (dx) g = dx;
     }
     const first = this.layers[0];
-    out[0] = tensorOf(K.transpose(g, first.cols, B, scratch('out', first.cols * B)), [B, first.cols]);
+    if (inputGradient) out[0] = tensorOf(K.transpose(g, first.cols, B, scratch('out', first.cols * B)), [B, first.cols]);
     return out;
   }
 
   /**
    * The value gradient (a view of scratch, consumed at once) and dx = Wᵀ·g, masked by the ReLU
-   * of the layer below when `relu` (its output h > 0), into `dx`; on the touched-rows path also
-   * the row sums of dx (the bias gradient of the layer below), from its touched rows.
+   * of the layer below when `relu` (its output h > 0), into `dx` (null: not wanted); on the
+   * touched-rows path also the row sums of dx (the bias gradient of the layer below), from its
+   * touched rows.
    */
-  private backwardLayer(l: number, o: ReturnType<CsrLayer['operands']>, g: Float32Array, h: Float32Array, dx: Float32Array, B: number, relu: boolean): { dv: Float32Array; sums: Float32Array | null } {
+  private backwardLayer(l: number, o: ReturnType<CsrLayer['operands']>, g: Float32Array, h: Float32Array, dx: Float32Array | null, B: number, relu: boolean): { dv: Float32Array; sums: Float32Array | null } {
     const { csr } = o;
     const t = this.touch(l, o);
-    if (K.isResident(g) && K.isResident(h) && K.isResident(dx) && 8 * t.cols.length > csr.cols) {
+    if (K.isResident(g) && K.isResident(h) && (!dx || K.isResident(dx)) && 8 * t.cols.length > csr.cols) {
       const dv = K.sddmm(o.rowIdx, csr.colIdx, g, h, B, scratch('dv', o.rowIdx.length));
+      if (!dx) return { dv, sums: null };
       K.spmmT(csr, g, B, dx);
       if (relu) K.reluGrad(dx, h, csr.cols * B);
       return { dv, sums: null };
@@ -191,6 +206,7 @@ export class CsrChain {
       rowIdx = t.rowIdx;
     }
     const dv = K.sddmm(rowIdx, t.colIdx, gR, hU, B, scratch('dv', rowIdx.length));
+    if (!dx) return { dv, sums: null };
     const dxU = K.spmmT({ ...rowsOf, cols: t.cols.length, colIdx: t.colIdx }, gR, B, scratch('dxT', t.cols.length * B));
     if (relu) K.reluGrad(dxU, hU, t.cols.length * B);
     dx.fill(0);
