@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../core/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, LateHelpers, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -184,6 +184,27 @@ test('many consecutive parallel calls agree with one thread', () => {
     const got = k === 0 ? spmm(a, x, B) : k === 1 ? spmmT(a, d, B) : sddmm(row, a.colIdx, d, x, B);
     assert.deepEqual(got, want[k], `call ${i}`);
   }
+});
+
+test('late helpers: after a call whose caller waited longer than it computed, small calls run serial for a backoff that doubles and starts over', () => {
+  const late = new LateHelpers();
+  const min = 1000;
+  const serialRun = () => { let n = 0; while (late.serial(min, min)) n++; return n; };
+  assert.equal(late.serial(min, min), false, 'parallel at first');
+  late.record(1, 0.5);
+  assert.equal(late.serial(min, min), false, 'a wait shorter than the caller\'s own work is not late');
+  late.record(0.01, 0.05);
+  assert.equal(late.serial(min, min), false, 'a wait under 0.1 ms is noise');
+  late.record(0.2, 3);
+  assert.equal(late.serial(64 * min, min), false, 'a call 64x the minimum stays parallel');
+  assert.equal(serialRun(), 32, 'first backoff: 32 calls');
+  late.record(0.2, 3);
+  assert.equal(serialRun(), 64, 'late again: doubled');
+  late.record(1, 0.2);
+  late.record(0.2, 3);
+  assert.equal(serialRun(), 32, 'a parallel call in time starts the backoff over');
+  for (let i = 0; i < 20; i++) late.record(0.2, 3);
+  assert.equal(serialRun(), 8192, 'capped');
 });
 
 test('arrays in the kernels\' memory are used in place, and out is filled', () => {

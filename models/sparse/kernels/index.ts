@@ -9,8 +9,9 @@
  * `setThreads(n)` threads share one WebAssembly.Memory: a call large enough to split is cut into
  * chunks that the calling thread and the workers claim from a shared counter; the caller then waits
  * with Atomics.wait (allowed on Node's main thread) for chunks claimed by others, never for a worker
- * that claimed none. Workers are started lazily and never keep the process alive. Results do not
- * depend on the number of threads (bit for bit).
+ * that claimed none; after a call where it waited for a helper that had lost its core to another
+ * process, small calls run on one thread for a while (LateHelpers). Workers are started lazily and
+ * never keep the process alive. Results do not depend on the number of threads (bit for bit).
  *
  * Activations are FEATURE-MAJOR: a layer input for a batch of B is passed as its transpose, an
  * (n x B) row-major Float32Array, so that one nonzero multiplies B contiguous floats.
@@ -90,6 +91,44 @@ const PAR_MIN_MACS = 1 << 19;
 const PAR_MIN_ELEMS = 1 << 16;
 // Chunks per thread of a parallel call (taken dynamically, see run()).
 const CHUNKS_PER_THREAD = 4;
+// See LateHelpers: calls this many times above a kernel's parallel minimum stay parallel even
+// while helpers are late (a call of ~3 ms or more outlasts the wait for a descheduled helper).
+const LATE_WORK_FACTOR = 64;
+const LATE_BACKOFF_FIRST = 32, LATE_BACKOFF_MAX = 8192;
+/** a wait shorter than this is noise, not a descheduled helper (ms) */
+const LATE_MIN_WAIT_MS = 0.1;
+
+/**
+ * When another process runs on a helper's core, the helper can lose its core in the middle of a
+ * chunk, and the calling thread, done with its own chunks, waits for it until the scheduler gives
+ * it back (milliseconds): on a loaded machine a small call on two threads then takes several times
+ * as long as on one. A call is *late* when the caller waited longer than it computed (had both
+ * threads run, it would have waited at most one chunk). After a late call the next `backoff` calls
+ * below LATE_WORK_FACTOR x their parallel minimum run on the calling thread alone; the backoff
+ * doubles while parallel calls keep coming late and starts over after one that was not. Only the
+ * thread count changes, never a result (every kernel gives the same bits on any number of threads).
+ */
+export class LateHelpers {
+  private serialLeft = 0;
+  private backoff = LATE_BACKOFF_FIRST;
+
+  /** whether a call of `work` (the kernel's parallel minimum `min`) should run on one thread now */
+  serial(work: number, min: number): boolean {
+    if (this.serialLeft <= 0 || work >= min * LATE_WORK_FACTOR) return false;
+    this.serialLeft--;
+    return true;
+  }
+
+  /** after a parallel call: the caller's own compute time and its wait for the helpers (ms) */
+  record(ownMs: number, waitedMs: number): void {
+    if (waitedMs > LATE_MIN_WAIT_MS && waitedMs > ownMs) {
+      this.serialLeft = this.backoff;
+      this.backoff = Math.min(LATE_BACKOFF_MAX, this.backoff * 2);
+    } else {
+      this.backoff = LATE_BACKOFF_FIRST;
+    }
+  }
+}
 /** denseRows: products per call and floats of A per row block (see there) */
 const DENSE_BLOCK_K = 256, DENSE_BLOCK_FLOATS = 65536;
 const SPMMT_CHUNKS_PER_THREAD = 1;
@@ -235,6 +274,7 @@ class Engine {
   private readonly workers: WorkerHandle[] = [];
   private gen = 0;
   private workersBroken = false;
+  private readonly late = new LateHelpers();
   private readonly buffers = new WeakSet<ArrayBufferLike>();
   private buf!: ArrayBufferLike;
   // heap: first-fit over a sorted free list, bump at the top
@@ -359,7 +399,7 @@ class Engine {
 
   /** Threads to use for this much work (1 below `min`). */
   fanout(work: number, min: number): number {
-    if (this.threads <= 1 || this.workersBroken || work < min) return 1;
+    if (this.threads <= 1 || this.workersBroken || work < min || this.late.serial(work, min)) return 1;
     return this.threads;
   }
 
@@ -447,6 +487,7 @@ class Engine {
       Atomics.notify(c, w * SLOT + SEQ);
     }
     let error: unknown = null;
+    const started = performance.now();
     for (;;) {
       const w = Atomics.load(J, J_CLAIM);
       const i = w & 0xffff;
@@ -455,10 +496,12 @@ class Engine {
       try { this.call(op, chunks[i]); } catch (e) { error ??= e; }
       Atomics.add(J, J_DONE, 1);
     }
+    const ownDone = performance.now();
     let spins = 0;
     for (let d; (d = Atomics.load(J, J_DONE)) < n;) {
       if (++spins > 2000) Atomics.wait(J, J_DONE, d, 1000);
     }
+    this.late.record(ownDone - started, performance.now() - ownDone);
     // Close the call: a worker that read the claim word before this fails its compare-and-swap,
     // one that reads it after sees no chunk left, until the next call publishes a new word.
     Atomics.store(J, J_CLAIM, (this.gen << 16) | 0xffff);
