@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../core/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, LateHelpers, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, LateHelpers, distinct, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -184,6 +184,20 @@ test('many consecutive parallel calls agree with one thread', () => {
     const got = k === 0 ? spmm(a, x, B) : k === 1 ? spmmT(a, d, B) : sddmm(row, a.colIdx, d, x, B);
     assert.deepEqual(got, want[k], `call ${i}`);
   }
+});
+
+test('distinct: ascending distinct values and each entry\'s position among them, sorted or marked over a known domain', () => {
+  const rng = new Rng(77);
+  for (const [n, size] of [[0, 5], [1, 1], [50, 7], [200, 1000], [3000, 40000], [5000, 2 ** 20]]) {
+    const idx = Int32Array.from({ length: n }, () => rng.int(size));
+    if (n > 1) idx[n - 1] = size - 1;
+    const values = Int32Array.from([...new Set(idx)].sort((a, b) => a - b));
+    for (const d of [distinct(idx), distinct(idx, size)]) {
+      assert.deepEqual(d.values, values, `values, n=${n} size=${size}`);
+      assert.deepEqual(Int32Array.from(d.index, (i) => d.values[i]), idx, `index, n=${n} size=${size}`);
+    }
+  }
+  assert.throws(() => distinct(Int32Array.of(3, 9), 9), /distinct: value 9 outside \[0, 9\)/);
 });
 
 test('late helpers: after a call whose caller waited longer than it computed, small calls run serial for a backoff that doubles and starts over', () => {

@@ -225,8 +225,8 @@ export class CsrChain {
     if (old) releaseTouched(old);
     const { rows, rowPtr, colIdx } = o.csr;
     const nnz = rowPtr[rows];
-    const c = K.distinct(colIdx.subarray(0, nnz));
-    const r = K.distinct(o.rowIdx.subarray(0, nnz));
+    const c = K.distinct(colIdx.subarray(0, nnz), o.csr.cols);
+    const r = K.distinct(o.rowIdx.subarray(0, nnz), rows);
     const t: Touched = {
       structure: o.structure,
       cols: c.values,

@@ -1244,9 +1244,12 @@ export function rowSums64(src: Float32Array, rows: number, batch: number): Float
 
 /**
  * The distinct values of `idx` (ascending) and each entry's position among them: the rows of a
- * feature-major operand that a list of pairs touches, for staging just those rows.
+ * feature-major operand that a list of pairs touches, for staging just those rows. With `size`
+ * (every value lies in [0, size)) and a domain not much larger than the list, one marking pass
+ * over the domain replaces the sort (a layer's columns after every update: O(nnz + size)).
  */
-export function distinct(idx: Int32Array): { values: Int32Array; index: Int32Array } {
+export function distinct(idx: Int32Array, size?: number): { values: Int32Array; index: Int32Array } {
+  if (size !== undefined && size <= DISTINCT_MARK_FACTOR * idx.length) return distinctMarked(idx, size);
   const sorted = Int32Array.from(idx).sort();
   let n = 0;
   for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[n++] = sorted[i];
@@ -1258,6 +1261,25 @@ export function distinct(idx: Int32Array): { values: Int32Array; index: Int32Arr
     while (lo < hi) { const mid = (lo + hi) >>> 1; if (values[mid] < v) lo = mid + 1; else hi = mid; }
     index[k] = lo;
   }
+  return { values, index };
+}
+
+/** a domain up to this many times the list's length is marked rather than sorted (distinct) */
+const DISTINCT_MARK_FACTOR = 16;
+
+function distinctMarked(idx: Int32Array, size: number): { values: Int32Array; index: Int32Array } {
+  const position = new Int32Array(size);
+  for (let k = 0; k < idx.length; k++) {
+    const v = idx[k];
+    if (!(v >= 0 && v < size)) throw new RangeError(`distinct: value ${v} outside [0, ${size})`);
+    position[v] = 1;
+  }
+  let n = 0;
+  for (let v = 0; v < size; v++) if (position[v]) position[v] = ++n;
+  const values = new Int32Array(n);
+  for (let v = 0; v < size; v++) if (position[v]) values[position[v] - 1] = v;
+  const index = new Int32Array(idx.length);
+  for (let k = 0; k < idx.length; k++) index[k] = position[idx[k]] - 1;
   return { values, index };
 }
 
