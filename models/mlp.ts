@@ -23,15 +23,16 @@ export const mlp: ModelEntry<MlpOptions> = {
   },
   build(_o, _data, layers) {
     // csr layers run as one chain op: activations stay in the kernels' layout between layers
-    const chain = layers.every((l) => l instanceof CsrLayer) ? new CsrChain(layers as CsrLayer[], { inputGradient: false }) : null;
+    const chain = layers.every((l) => l instanceof CsrLayer) ? new CsrChain(layers as CsrLayer[]) : null;
     return {
       layers,
       params: () => layerParams(layers),
       forward: (x) => {
+        // the input is the data batch: no layer needs its gradient
         let h = tf.reshape(x, [x.shape[0], -1]);
-        if (chain) return chain.apply(h) as tf.Tensor2D;
+        if (chain) return chain.apply(h, { inputGradient: false }) as tf.Tensor2D;
         layers.forEach((layer, i) => {
-          h = layer.apply(h);
+          h = layer.apply(h, { inputGradient: i > 0 });
           if (i < layers.length - 1) h = tf.relu(h);
         });
         return h as tf.Tensor2D;

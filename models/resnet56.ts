@@ -139,7 +139,8 @@ export const resnet56: ModelEntry<Resnet56Options> = {
 
     /** the layer's conv, then BN [+ residual] [+ ReLU] */
     const convBn = (name: string, x: tf.Tensor4D, training: boolean, o: { residual?: tf.Tensor; relu?: boolean } = {}): tf.Tensor4D =>
-      bns.get(name)!.apply(get(name).apply(x), training, o) as tf.Tensor4D;
+      // conv1's input is the data batch: no input gradient
+      bns.get(name)!.apply(get(name).apply(x, { inputGradient: name !== 'conv1' }), training, o) as tf.Tensor4D;
 
     const model: ModelWithBuffers = {
       layers,

@@ -65,7 +65,8 @@ export const vgg16: ModelEntry<Vgg16Options> = {
         let k = 0;
         for (const v of CFG_D) {
           if (v === 'M') { h = maxPool2(h, 'same'); continue; }
-          h = bns[k].apply(convs[k].apply(h), training, { relu: true }) as tf.Tensor4D;
+          // the first conv's input is the data batch: no input gradient
+          h = bns[k].apply(convs[k].apply(h, { inputGradient: k > 0 }), training, { relu: true }) as tf.Tensor4D;
           k++;
         }
         let f: tf.Tensor = tf.reshape(h, [h.shape[0], -1]);

@@ -38,6 +38,10 @@ function makeLayer(rows: number, cols: number, density: number, empty: number, r
   return { layer: new CsrLayer(linear(rows, cols), { connections: c, values, bias }), c, values, bias };
 }
 
+function bits(a: ArrayLike<number>): Uint32Array {
+  return new Uint32Array(Float32Array.from(a).buffer);
+}
+
 function randomArray(n: number, rng: Rng): Float32Array {
   return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
 }
@@ -406,5 +410,40 @@ test('training steps leak no tensors; a second forward before the backward pass 
     x2.dispose();
   } finally {
     layer.dispose();
+  }
+});
+
+test('without the input gradient (a model\'s first layer) every layer kind gives the same output and parameter gradients bit for bit, leaks nothing, and refuses a gradient for its input', async () => {
+  await selectBackend('wasm');
+  const rng = new Rng(31);
+  const conv: LayerShape = { name: 'conv1', kind: 'conv', rows: 6, cols: 27, positions: 64, conv: { kh: 3, kw: 3, inChannels: 3, stride: 1, padding: 'same', inputSize: [8, 8] } };
+  const shapes = [conv, linear(10, 12, 'fc')];
+  for (const format of ['masked', 'csr'] as const) {
+    const layers = buildSparseLayers(shapes, { density: 0.5, distribution: 'erdos-renyi', format, rng: new Rng(2) });
+    const inputs = [tf.tensor4d(randomArray(2 * 8 * 8 * 3, rng), [2, 8, 8, 3]), tf.tensor2d(randomArray(5 * 12, rng), [5, 12])];
+    try {
+      layers.forEach((layer, i) => {
+        const x = inputs[i];
+        const vars = layer.params().map((p) => p.value);
+        const run = (inputGradient: boolean): Uint32Array[] => {
+          let out: Uint32Array[] = [];
+          tf.tidy(() => {
+            const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(layer.apply(x, { inputGradient }))) as tf.Scalar, vars);
+            out = [value, ...vars.map((v) => grads[v.name])].map((t) => bits(t.dataSync()));
+          });
+          return out;
+        };
+        const want = run(true);
+        const n0 = tf.memory().numTensors;
+        const got = run(false);
+        assert.equal(tf.memory().numTensors, n0, `${format} ${layer.name}: no tensor left behind`);
+        assert.ok(want[1].some((v) => v !== 0), `${format} ${layer.name}: a weight gradient`);
+        got.forEach((g, k) => assert.deepEqual(g, want[k], `${format} ${layer.name}: output ${k}`));
+        assert.throws(() => tf.tidy(() => tf.grad((xi: tf.Tensor) => tf.sum(layer.apply(xi, { inputGradient: false })) as tf.Scalar)(x)), /not a function of x|gradient/i, `${format} ${layer.name}`);
+      });
+    } finally {
+      for (const l of layers) l.dispose();
+      inputs.forEach((t) => t.dispose());
+    }
   }
 });

@@ -41,10 +41,10 @@ function optionsOf(name: string, given: Record<string, unknown> = {}): Record<st
   return { ...Object.fromEntries(Object.entries(entry.options).map(([k, s]) => [k, s.default])), ...given };
 }
 
-function buildModel(name: string, data: DataShape, given: Record<string, unknown> = {}, density = 1, seed = 0): Model {
+function buildModel(name: string, data: DataShape, given: Record<string, unknown> = {}, density = 1, seed = 0, format: 'masked' | 'csr' = 'masked'): Model {
   const entry = getModel(name);
   const o = optionsOf(name, given);
-  const layers = buildSparseLayers(entry.layout(o, data), { density, distribution: 'erdos-renyi', format: 'masked', rng: new Rng(seed).fork('init') });
+  const layers = buildSparseLayers(entry.layout(o, data), { density, distribution: 'erdos-renyi', format, rng: new Rng(seed).fork('init') });
   return entry.build(o, data, layers);
 }
 
@@ -88,36 +88,43 @@ test('parameter counts equal the authors\' PyTorch models (ResNet-56 853,018 ≈
   assert.equal(kinds('vit').length, 1 + 4 * 4 + 1);
 });
 
-test('the three models build at tiny input size, run forward and backward on every prunable weight', async () => {
+test('every model builds at tiny input size in both formats and gives every trained parameter a non-zero gradient (the first layers take no input gradient)', async () => {
   await selectBackend('wasm');
   const tiny: DataShape = { inputShape: [8, 8, 3], classes: 5 };
-  const cases: [string, Record<string, unknown>][] = [
-    ['resnet56', { width: 0.25 }],
-    ['resnet56', { width: 0.25, blocks: 1, shortcut: 'B' }],
-    ['vgg16', { width: 0.25 }],
-    ['vit', { width: 0.125, dimHead: 8 }],
+  const digits: DataShape = { inputShape: [28, 28, 1], classes: 5 };
+  const cases: [string, Record<string, unknown>, DataShape][] = [
+    ['resnet56', { width: 0.25 }, tiny],
+    ['resnet56', { width: 0.25, blocks: 1, shortcut: 'B' }, tiny],
+    ['vgg16', { width: 0.25 }, tiny],
+    ['vit', { width: 0.125, dimHead: 8 }, tiny],
+    ['mlp', { hidden: [9, 7] }, tiny],
+    ['lenet5', {}, digits],
   ];
-  for (const [name, o] of cases) {
-    const m = buildModel(name, tiny, o, 0.5);
-    const x = tf.randomNormal([3, 8 * 8 * 3], 0, 1, 'float32', 1);
-    const y = tf.tensor1d([0, 3, 4], 'int32');
-    const params = m.params();
-    tf.tidy(() => {
-      const logits = m.forward(x, true);
-      assert.deepEqual(logits.shape, [3, 5]);
-      assert.deepEqual(m.forward(x, false).shape, [3, 5]);
-      const { value, grads } = tf.variableGrads(() => crossEntropy(m.forward(x, true), y, 5), params.map((p) => p.value));
-      assert.ok(Number.isFinite(value.dataSync()[0]));
-      for (const l of m.layers) {
-        const w = params.find((p) => p.name === `${l.name}/weight`)!;
-        const g = grads[w.value.name];
-        assert.ok(g, `${name}: no gradient for ${l.name}`);
-        assert.ok(tf.sum(tf.abs(g)).dataSync()[0] > 0, `${name}: zero gradient for ${l.name}`);
-      }
-      assert.equal(Object.keys(grads).length, params.length, `${name}: every trained parameter gets a gradient`);
-    });
-    x.dispose(); y.dispose();
-    m.dispose();
+  for (const format of ['masked', 'csr'] as const) {
+    for (const [name, o, data] of cases) {
+      const m = buildModel(name, data, o, 0.5, 0, format);
+      const features = data.inputShape.reduce((a, b) => a * b, 1);
+      const x = tf.randomNormal([3, features], 0, 1, 'float32', 1);
+      const y = tf.tensor1d([0, 3, 4], 'int32');
+      const params = m.params();
+      tf.tidy(() => {
+        const logits = m.forward(x, true);
+        assert.deepEqual(logits.shape, [3, 5]);
+        assert.deepEqual(m.forward(x, false).shape, [3, 5]);
+        const { value, grads } = tf.variableGrads(() => crossEntropy(m.forward(x, true), y, 5), params.map((p) => p.value));
+        assert.ok(Number.isFinite(value.dataSync()[0]));
+        for (const l of m.layers) {
+          const w = params.find((p) => p.name === `${l.name}/weight`)!;
+          const g = grads[w.value.name];
+          assert.ok(g, `${name} ${format}: no gradient for ${l.name}`);
+          assert.ok(tf.sum(tf.abs(g)).dataSync()[0] > 0, `${name} ${format}: zero gradient for ${l.name}`);
+        }
+        const missing = params.filter((p) => !grads[p.value.name]).map((p) => p.name);
+        assert.deepEqual(missing, [], `${name} ${format}: every trained parameter gets a gradient`);
+      });
+      x.dispose(); y.dispose();
+      m.dispose();
+    }
   }
 });
 

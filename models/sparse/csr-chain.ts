@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import * as K from './kernels/index.js';
+import { layerOp, type LayerGrads } from './op.js';
 import { CsrLayer, growBuffer, readFloats, releaseBuffer, rowSums, scratch, tensorOf } from './csr.js';
 
 /** Rows of an activation staged per kernel call when it lives outside the kernels' memory: about this many bytes. */
@@ -41,17 +42,9 @@ export class CsrChain {
   /** the rows of each layer's input its connections touch, staged by the last forward (resident) */
   private readonly staged: (Float32Array | null)[];
   private generation = 0;
-  private readonly op: (...inputs: tf.Tensor[]) => tf.Tensor;
+  private readonly op: ReturnType<typeof layerOp>;
 
-  /** the input of the apply() under way, when the op does not take it (no input gradient) */
-  private pendingInput: tf.Tensor | null = null;
-
-  /**
-   * `inputGradient: false` (an MLP's input is the data batch): the op does not differentiate with
-   * respect to its input, which saves the first layer's Wᵀ·g and its transpose; the input is then
-   * not an input of the op on the tape, so asking tfjs for that gradient fails instead of giving 0.
-   */
-  constructor(private readonly layers: CsrLayer[], private readonly options: { inputGradient: boolean } = { inputGradient: true }) {
+  constructor(private readonly layers: CsrLayer[]) {
     if (layers.length === 0) throw new Error('CsrChain: no layers');
     this.acts = new Array(layers.length + 1).fill(null);
     this.touched = new Array(layers.length).fill(null);
@@ -59,15 +52,16 @@ export class CsrChain {
     this.op = this.chainOp();
   }
 
-  /** logits (B x rows of the last layer) of x (B x cols of the first) */
-  apply(x: tf.Tensor): tf.Tensor {
+  /**
+   * logits (B x rows of the last layer) of x (B x cols of the first); `inputGradient: false` (an
+   * MLP's input is the data batch) skips the first layer's Wᵀ·g and its transpose (./op.ts layerOp)
+   */
+  apply(x: tf.Tensor, o: { inputGradient: boolean } = { inputGradient: true }): tf.Tensor {
     const first = this.layers[0];
     if (x.rank !== 2 || x.shape[1] !== first.cols) throw new Error(`${first.name}: input of shape [${x.shape}], expected [B, ${first.cols}]`);
-    const inputs: tf.Tensor[] = this.options.inputGradient ? [x] : [];
-    for (const l of this.layers) { const v = l.variables(); inputs.push(v.values, v.bias); }
-    if (this.options.inputGradient) return this.op(...inputs);
-    this.pendingInput = x;
-    try { return this.op(...inputs); } finally { this.pendingInput = null; }
+    const params: tf.Tensor[] = [];
+    for (const l of this.layers) { const v = l.variables(); params.push(v.values, v.bias); }
+    return this.op(x, params, o.inputGradient);
   }
 
   dispose(): void {
@@ -77,19 +71,16 @@ export class CsrChain {
     this.touched.forEach((t, i) => { if (t) releaseTouched(t); this.touched[i] = null; });
   }
 
-  private chainOp(): (...inputs: tf.Tensor[]) => tf.Tensor {
+  private chainOp(): ReturnType<typeof layerOp> {
     const L = this.layers.length;
-    const withInput = this.options.inputGradient;
-    const f = (...inputs: tf.Tensor[]) => {
-      const x = withInput ? inputs[0] : this.pendingInput!;
+    return layerOp((x, weights, inputGradient) => {
       const B = x.shape[0];
-      const weights = withInput ? inputs.slice(1) : inputs;
       let ops = this.forward(x, weights, B);
       const generation = this.generation;
       const last = this.layers[L - 1];
       const logits = this.acts[L]!.subarray(0, last.rows * B);
       const value = tensorOf(K.transpose(logits, last.rows, B, scratch('out', last.rows * B)), [B, last.rows]);
-      const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
+      const gradFunc = (dy: tf.Tensor): LayerGrads => {
         ops.forEach((o, l) => {
           if (this.layers[l].structureVersion !== o.structure) throw new Error(`${this.layers[l].name}: the structure changed between a forward pass and its backward pass`);
         });
@@ -98,12 +89,10 @@ export class CsrChain {
           if (x.isDisposed) throw new Error(`${this.layers[0].name}: the input of a forward pass was disposed before its backward pass`);
           ops = this.forward(x, weights, B);
         }
-        const grads = this.backward(dy, ops, B, withInput);
-        return withInput ? grads : grads.slice(1);
+        return this.backward(dy, ops, B, inputGradient);
       };
       return { value, gradFunc };
-    };
-    return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor;
+    });
   }
 
   private act(l: number, len: number): Float32Array {
@@ -153,10 +142,10 @@ export class CsrChain {
     }
   }
 
-  /** [dx (when `inputGradient`, else a placeholder), then per layer the values' and the bias's gradients] */
-  private backward(dy: tf.Tensor, ops: ReturnType<CsrLayer['operands']>[], B: number, inputGradient: boolean): tf.Tensor[] {
+  /** [dx (null without `inputGradient`), then per layer the values' and the bias's gradients] */
+  private backward(dy: tf.Tensor, ops: ReturnType<CsrLayer['operands']>[], B: number, inputGradient: boolean): LayerGrads {
     const L = this.layers.length;
-    const out: tf.Tensor[] = new Array(1 + 2 * L);
+    const out: LayerGrads = [null];
     const last = this.layers[L - 1];
     let g = this.grad(L % 2, last.rows * B);
     K.transpose(readFloats(dy), B, last.rows, g);

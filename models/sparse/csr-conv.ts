@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { columnOffsets, ConvProbeRecord, convPlan, fit, packInput, packOutputGrad, planeBuffers as buffers, samePlan, type ConvPlan } from './conv.js';
 import { CsrWeight, readFloats, scratch, tensorOf } from './csr.js';
 import * as K from './kernels/index.js';
+import { layerOp, type LayerGrads } from './op.js';
 import type { LayerInit, LayerShape } from './types.js';
 
 /**
@@ -31,7 +32,7 @@ export class CsrConvLayer extends CsrWeight {
   private tVals: Float32Array | null = null;
   /** the last forward input as planes (kernels' memory) */
   private xPlanes: Float32Array | null = null;
-  private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  private readonly op: ReturnType<typeof layerOp>;
 
   constructor(shape: LayerShape, init: LayerInit) {
     super(shape, init);
@@ -39,14 +40,14 @@ export class CsrConvLayer extends CsrWeight {
     this.op = this.convOp();
   }
 
-  apply(x: tf.Tensor): tf.Tensor {
+  apply(x: tf.Tensor, o: { inputGradient: boolean } = { inputGradient: true }): tf.Tensor {
     const c = this.shape.conv!.inChannels;
     if (x.rank !== 4 || x.shape[3] !== c) throw new Error(`${this.name}: input of shape [${x.shape}], expected [N, H, W, ${c}]`);
-    return this.op(x, this.values, this.bias);
+    return this.op(x, [this.values, this.bias], o.inputGradient);
   }
 
-  private convOp(): (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
-    const f = (x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor) => {
+  private convOp(): ReturnType<typeof layerOp> {
+    return layerOp((x, [w, bias], inputGradient) => {
       const plan = this.planFor(x.shape);
       this.index(plan);
       this.xPlanes = packInput(readFloats(x), plan, this.xPlanes);
@@ -59,7 +60,7 @@ export class CsrConvLayer extends CsrWeight {
       const o = plan.output;
       const y = K.unpackPlanes(yPlanes, 0, plan.length, o, readFloats(bias), scratch('out', o.n * o.h * o.w * o.c));
       const value = tensorOf(y, [o.n, o.h, o.w, o.c]);
-      const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
+      const gradFunc = (dy: tf.Tensor): LayerGrads => {
         if (this.structure !== structure) throw new Error(`${this.name}: the structure changed between a forward pass and its backward pass`);
         if (this.generation !== generation) {
           // another forward pass of this layer came in between: redo this one's input
@@ -74,6 +75,7 @@ export class CsrConvLayer extends CsrWeight {
         if (this.probing) this.keepProbe(ConvProbeRecord.fromPlanes(this.shape, plan, xPlanes, dyPlanes));
         const dv = tensorOf(K.convSddmm(this.gradOffsets!, this.inputOffsets!, dyPlanes, xPlanes, plan.outLength, scratch('out', this.activeCount()), plan.outSpans), [this.activeCount()]);
         const dbias = tf.tensor1d(K.sumRows(dyPlanes, plan.maxShift, rows, plan.gradStride, plan.length));
+        if (!inputGradient) return [null, dv, dbias];
         const tVals = this.tVals!;
         const perm = this.tPerm!;
         for (let j = 0; j < perm.length; j++) tVals[j] = this.vals[perm[j]];
@@ -85,8 +87,7 @@ export class CsrConvLayer extends CsrWeight {
         return [dx, dv, dbias];
       };
       return { value, gradFunc };
-    };
-    return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+    });
   }
 
   private planFor(shape: number[]): ConvPlan {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import * as K from './kernels/index.js';
+import { layerOp, type LayerGrads } from './op.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
@@ -73,7 +74,7 @@ export abstract class CsrWeight extends ProbedWeight implements SparseLayer {
     ];
   }
 
-  abstract apply(x: tf.Tensor): tf.Tensor;
+  abstract apply(x: tf.Tensor, o?: { inputGradient: boolean }): tf.Tensor;
 
   /**
    * The same two Param objects on every call; a structure change points the weight param at the
@@ -337,7 +338,7 @@ export class CsrLayer extends CsrWeight {
   private xBuf: Float32Array | null = null;
   /** the probe record's hT and deltaT, grow-only (kernels' memory) */
   private probeBuf: Float32Array | null = null;
-  private readonly op: (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+  private readonly op: ReturnType<typeof layerOp>;
 
   constructor(shape: LayerShape, init: LayerInit) {
     super(shape, init);
@@ -348,9 +349,9 @@ export class CsrLayer extends CsrWeight {
   // -------------------------------------------------------------------------------------------
   // forward / backward
 
-  apply(x: tf.Tensor): tf.Tensor {
+  apply(x: tf.Tensor, o: { inputGradient: boolean } = { inputGradient: true }): tf.Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.cols) throw new Error(`${this.name}: input of shape [${x.shape}], expected [B, ${this.cols}]`);
-    return this.op(x, this.values, this.bias);
+    return this.op(x, [this.values, this.bias], o.inputGradient);
   }
 
   /**
@@ -359,8 +360,8 @@ export class CsrLayer extends CsrWeight {
    * batch axis with a transpose of its own (on wasm, the largest cost of a wide layer's step).
    * Nothing is saved on the tape: the op keeps its input transposed (xT) in this layer's buffer.
    */
-  private linearOp(): (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
-    const f = (x: tf.Tensor, w: tf.Tensor, bias: tf.Tensor) => {
+  private linearOp(): ReturnType<typeof layerOp> {
+    return layerOp((x, [w, bias], inputGradient) => {
       const B = x.shape[0];
       const { rows, cols } = this;
       const xT = this.inputT(readFloats(x), B);
@@ -372,7 +373,7 @@ export class CsrLayer extends CsrWeight {
       const yT = K.spmm(csr, xT, B, scratch('yT/dyT', rows * B));
       addRows(yT, readFloats(bias), B);
       const value = tensorOf(K.transpose(yT, rows, B, scratch('out', rows * B)), [B, rows]);
-      const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
+      const gradFunc = (dy: tf.Tensor): LayerGrads => {
         if (this.structure !== structure) throw new Error(`${this.name}: the structure changed between a forward pass and its backward pass`);
         let h = xT;
         if (this.generation !== generation) {
@@ -385,14 +386,12 @@ export class CsrLayer extends CsrWeight {
         const dyT = K.transpose(readFloats(dy), B, rows, scratch('yT/dyT', rows * B));
         if (this.probing) this.keepProbe(this.record(h, dyT, B));
         const dbias = rowSums(dyT, rows, B);
-        const dxT = K.spmmT(csr, dyT, B, scratch('dxT', cols * B));
-        const dx = tensorOf(K.transpose(dxT, cols, B, scratch('out', cols * B)), [B, cols]);
+        const dx = inputGradient ? tensorOf(K.transpose(K.spmmT(csr, dyT, B, scratch('dxT', cols * B)), cols, B, scratch('out', cols * B)), [B, cols]) : null;
         const dv = tensorOf(K.sddmm(rowIdx, csr.colIdx, dyT, h, B, scratch('out', rowIdx.length)), [rowIdx.length]);
         return [dx, dv, tf.tensor1d(dbias)];
       };
       return { value, gradFunc };
-    };
-    return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+    });
   }
 
   /**

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConvProbeRecord, DenseConv, packInput, packOutputGrad, planeBuffers } from './conv.js';
 import { readFloats, scratch, scratchCopy, tensorOf } from './csr.js';
 import * as K from './kernels/index.js';
-import { binaryOp } from './op.js';
+import { layerOp } from './op.js';
 import { ProbedWeight, ProbeRecord } from './probe.js';
 import type { Connections, LayerInit, LayerShape, LayerState, Param, SparseLayer, UnitSums } from './types.js';
 
@@ -24,7 +24,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
   private readonly mask: Uint8Array;
   private maskTensor: tf.Tensor;
   private count: number;
-  private readonly op: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+  private readonly op: ReturnType<typeof layerOp>;
 
   constructor(readonly shape: LayerShape, init: LayerInit) {
     super();
@@ -52,8 +52,8 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     this.op = shape.kind === 'conv' ? this.convOp() : this.linearOp();
   }
 
-  apply(x: tf.Tensor): tf.Tensor {
-    return tf.add(this.op(x, this.weight), this.bias);
+  apply(x: tf.Tensor, o: { inputGradient: boolean } = { inputGradient: true }): tf.Tensor {
+    return tf.add(this.op(x, [this.weight], o.inputGradient), this.bias);
   }
 
   /**
@@ -63,7 +63,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
    */
   private linearOp() {
     const { rows, cols } = this;
-    return binaryOp((x, w, save) => {
+    return layerOp((x, [w], inputGradient, save) => {
       save([x]);
       const batch = x.shape[0];
       const wk = scratchCopy('maskedW', readFloats(w), cols * rows);
@@ -78,6 +78,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
           // dW[k, r] = Σ_b x[b, k] · dy[b, r]: rows k of xᵀ (read strided from x) times rows b of dy
           const dk = scratchCopy('maskedDy', d, batch * rows);
           const dwv = K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('maskedDw', cols * rows), rows);
+          if (!inputGradient) return [null, tf.mul(tensorOf(dwv, [cols, rows]), this.maskTensor)];
           // dx = dy · Wᵀ
           const wt = K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols));
           const dxv = K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, wt, cols, scratch('out', batch * cols), cols);
@@ -98,7 +99,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
     const conv = new DenseConv(this.shape);
     let xPlanes: Float32Array | null = null;
     let generation = 0;
-    return binaryOp((x, w, save) => {
+    return layerOp((x, [w], inputGradient, save) => {
       save([x]);
       const plan = conv.planFor(x.shape);
       xPlanes = packInput(readFloats(x), plan, xPlanes);
@@ -116,6 +117,7 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
           // the same record a csr conv layer makes from the same planes
           if (this.probing) this.keepProbe(ConvProbeRecord.fromPlanes(this.shape, plan, xPlanes!, dyPlanes));
           const dw = tf.mul(tensorOf(conv.weightGrad(dyPlanes, xPlanes!, plan), w.shape), this.maskTensor);
+          if (!inputGradient) return [null, dw];
           const g = plan.input;
           const dxPlanes = conv.inputGrad(readFloats(w), dyPlanes, plan);
           const dx = tensorOf(K.unpackPlanes(dxPlanes, 0, plan.length, g, undefined, scratch('out', g.n * g.h * g.w * g.c)), [g.n, g.h, g.w, g.c]);

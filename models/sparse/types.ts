@@ -59,8 +59,12 @@ export interface SparseWeight {
 /** A model layer that owns one sparse weight: the training loop sees its parameters and probe switch. */
 export interface SparseLayer extends SparseWeight {
   readonly shape: LayerShape;
-  /** x (linear: [B, cols]; conv: NHWC) -> y (linear: [B, rows]; conv: NHWC with rows channels), bias included */
-  apply(x: tf.Tensor): tf.Tensor;
+  /**
+   * x (linear: [B, cols]; conv: NHWC) -> y (linear: [B, rows]; conv: NHWC with rows channels), bias
+   * included. `inputGradient: false` (a model's first layer, whose input is the data and has no
+   * trained parameter below it): the backward pass skips the input's gradient (./op.ts layerOp).
+   */
+  apply(x: tf.Tensor, o?: { inputGradient: boolean }): tf.Tensor;
   params(): Param[];
   /** while on, the next backward pass records the layer input and output gradient */
   setProbe(on: boolean): void;
