@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../core/rng.js';
 import {
-  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, LateHelpers, distinct, type Csr,
+  spmm, spmmT, sddmm, transpose, setThreads, kernelInfo, allocFloat32, allocInt32, release, attentionForward, attentionBackward, geluOf, denseRows, denseDots, convSddmm, LateHelpers, distinct, sgdUpdate, type Csr,
 } from '../models/sparse/kernels/index.js';
 
 const U = 2 ** -24; // float32 unit roundoff
@@ -198,6 +198,38 @@ test('distinct: ascending distinct values and each entry\'s position among them,
     }
   }
   assert.throws(() => distinct(Int32Array.of(3, 9), 9), /distinct: value 9 outside \[0, 9\)/);
+});
+
+test('sgdUpdate: PyTorch SGD (weight decay, momentum) with every operation rounded to float32, bit for bit against a float32 loop, any length, one and two threads', () => {
+  const rng = new Rng(5);
+  const f = Math.fround;
+  for (const threads of [1, 2]) {
+    setThreads(threads);
+    for (const n of [1, 7, 64, 1001, 300_000]) {
+      const w = Float32Array.from({ length: n }, (_, i) => (i % 97 === 0 ? -0 : rng.uniform(-1, 1)));
+      const g = Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5));
+      const v = Float32Array.from({ length: n }, () => rng.uniform(-0.2, 0.2));
+      for (const [momentum, weightDecay, decay] of [[0.9, 1e-4, true], [0.9, 1e-4, false], [0, 5e-4, true], [0, 0, false]] as const) {
+        const lr = f(0.1), m = f(momentum), wd = f(weightDecay);
+        const wantW = new Float32Array(n), wantV = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          const gi = decay && wd > 0 ? f(g[i] + f(w[i] * wd)) : g[i];
+          const vi = m > 0 ? f(f(v[i] * m) + gi) : gi;
+          wantV[i] = vi;
+          wantW[i] = w[i] - f(vi * lr);
+        }
+        const w0 = w.slice(), g0 = g.slice(), v0 = v.slice();
+        const got = sgdUpdate(w, g, m > 0 ? v : null, { lr, momentum: m, weightDecay: wd, decay });
+        const what = `n=${n} momentum=${m} wd=${wd} decay=${decay} threads=${threads}`;
+        assert.deepEqual(new Uint32Array(got.w.slice().buffer), new Uint32Array(wantW.buffer), `weights, ${what}`);
+        if (m > 0) assert.deepEqual(new Uint32Array(got.v!.slice().buffer), new Uint32Array(wantV.buffer), `velocity, ${what}`);
+        else assert.equal(got.v, null, `no velocity without momentum, ${what}`);
+        assert.deepEqual([w, g, v], [w0, g0, v0], `inputs untouched, ${what}`);
+      }
+    }
+  }
+  setThreads(2);
+  assert.throws(() => sgdUpdate(new Float32Array(4), new Float32Array(3), null, { lr: 0.1, momentum: 0, weightDecay: 0, decay: false }), /sgdUpdate: g has 3 elements, needs 4/);
 });
 
 test('late helpers: after a call whose caller waited longer than it computed, small calls run serial for a backoff that doubles and starts over', () => {

@@ -57,6 +57,7 @@ interface KernelExports {
   attnBackward(qkv: number, attn: number, dy: number, dqkv: number, T: number, H: number, D: number, scale: number, i0: number, i1: number, scratch: number): void;
   biasRelu(y: number, bias: number, batch: number, relu: number, r0: number, r1: number): void;
   reluGrad(g: number, x: number, i0: number, i1: number): void;
+  sgdUpdate(w: number, g: number, v: number, i0: number, i1: number, lrBits: number, momentumBits: number, wdBits: number, flags: number): void;
   rowSums64(src: number, out: number, batch: number, r0: number, r1: number): void;
 }
 
@@ -69,14 +70,14 @@ const ALIGN = 64;
 const OP_SPMM = 1, OP_SPMMT = 2, OP_SDDMM = 3, OP_TRANSPOSE = 4, OP_CONV_GATHER = 5, OP_CONV_SDDMM = 6, OP_PACK = 7, OP_UNPACK = 8, OP_SUM_ROWS = 9,
   OP_CHANNEL_SUMS = 10, OP_BN_FORWARD = 11, OP_BN_BACKWARD_SUMS = 12, OP_BN_BACKWARD = 13, OP_MAXPOOL2_GRAD = 14, OP_LN_FORWARD = 16, OP_LN_BACKWARD = 17, OP_GELU = 18,
   OP_ATTN_FORWARD = 19, OP_ATTN_BACKWARD = 20, OP_DENSE_ROWS = 21, OP_DENSE_DOTS = 22;
-const OP_BIAS_RELU = 40, OP_RELU_GRAD = 41, OP_ROW_SUMS64 = 42; // 19-39: the conv kernels' codes
+const OP_BIAS_RELU = 40, OP_RELU_GRAD = 41, OP_ROW_SUMS64 = 42, OP_SGD = 43; // 19-39: the conv kernels' codes
 /** The kernels' names by operation code (profiles). */
 const OP_NAMES: Record<number, string> = {
   [OP_SPMM]: 'spmm', [OP_SPMMT]: 'spmmT', [OP_SDDMM]: 'sddmm', [OP_TRANSPOSE]: 'transpose', [OP_CONV_GATHER]: 'convGather', [OP_CONV_SDDMM]: 'convSddmm',
   [OP_PACK]: 'packPlanes', [OP_UNPACK]: 'unpackPlanes', [OP_SUM_ROWS]: 'sumRows', [OP_CHANNEL_SUMS]: 'channelSums', [OP_BN_FORWARD]: 'batchNormForward',
   [OP_BN_BACKWARD_SUMS]: 'batchNormBackwardSums', [OP_BN_BACKWARD]: 'batchNormBackward', [OP_MAXPOOL2_GRAD]: 'maxPool2Grad', [OP_LN_FORWARD]: 'layerNormForward',
   [OP_LN_BACKWARD]: 'layerNormBackward', [OP_GELU]: 'gelu', [OP_ATTN_FORWARD]: 'attentionForward', [OP_ATTN_BACKWARD]: 'attentionBackward',
-  [OP_DENSE_ROWS]: 'denseRows', [OP_DENSE_DOTS]: 'denseDots', [OP_BIAS_RELU]: 'biasRelu', [OP_RELU_GRAD]: 'reluGrad', [OP_ROW_SUMS64]: 'rowSums64',
+  [OP_DENSE_ROWS]: 'denseRows', [OP_DENSE_DOTS]: 'denseDots', [OP_BIAS_RELU]: 'biasRelu', [OP_RELU_GRAD]: 'reluGrad', [OP_ROW_SUMS64]: 'rowSums64', [OP_SGD]: 'sgdUpdate',
 };
 // Control block: one 128-byte line of int32 per worker (wake-up counter, ready flag).
 const SLOT = 32, SEQ = 0, READY = 1, MAX_WORKERS = 63;
@@ -245,6 +246,7 @@ for (;;) {
         case ${OP_BIAS_RELU}: k.biasRelu(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5]); break;
         case ${OP_RELU_GRAD}: k.reluGrad(J[a], J[a+1], J[a+2], J[a+3]); break;
         case ${OP_ROW_SUMS64}: k.rowSums64(J[a], J[a+1], J[a+2], J[a+3], J[a+4]); break;
+        case ${OP_SGD}: k.sgdUpdate(J[a], J[a+1], J[a+2], J[a+3], J[a+4], J[a+5], J[a+6], J[a+7], J[a+8]); break;
         default: throw new Error('unknown op ' + op);
       }
     } catch (e) {
@@ -541,6 +543,7 @@ class Engine {
       case OP_BIAS_RELU: k.biasRelu(p[0], p[1], p[2], p[3], p[4], p[5]); break;
       case OP_RELU_GRAD: k.reluGrad(p[0], p[1], p[2], p[3]); break;
       case OP_ROW_SUMS64: k.rowSums64(p[0], p[1], p[2], p[3], p[4]); break;
+      case OP_SGD: k.sgdUpdate(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]); break;
       default: throw new Error(`unknown op ${op}`);
     }
   }
@@ -1225,6 +1228,31 @@ export function reluGrad(g: Float32Array, x: Float32Array, n: number): void {
   const chunks: number[][] = [];
   for (let t = 0; t + 1 < cuts.length; t++) chunks.push([g.byteOffset, x.byteOffset, cuts[t], cuts[t + 1]]);
   e.run(OP_RELU_GRAD, chunks, threads);
+}
+
+/**
+ * One SGD step of a parameter with PyTorch's semantics (g += wd·w when `decay`; v = momentum·v + g
+ * when `momentum` > 0; w -= lr·v, or lr·g without momentum), each operation rounded to float32
+ * exactly as a float32 loop would: the new weights, and the new velocity (null without momentum),
+ * as views of scratch, valid until the next kernel call. `w`, `g`, `v` may live anywhere.
+ */
+export function sgdUpdate(w: Float32Array, g: Float32Array, v: Float32Array | null, o: { lr: number; momentum: number; weightDecay: number; decay: boolean }): { w: Float32Array; v: Float32Array | null } {
+  const n = w.length;
+  need(g, n, 'sgdUpdate: g');
+  const withMomentum = o.momentum > 0;
+  if (withMomentum) { if (!v) throw new RangeError('sgdUpdate: momentum without a velocity'); need(v, n, 'sgdUpdate: v'); }
+  const e = E();
+  const pw = e.scratchOff('sgdW', 4 * n), pg = e.input('sgdG', g, n);
+  e.f32(pw, n).set(w);
+  let pv = 0;
+  if (withMomentum) { pv = e.scratchOff('sgdV', 4 * n); e.f32(pv, n).set(v!); }
+  const flags = (o.decay && o.weightDecay > 0 ? 1 : 0) | (withMomentum ? 2 : 0);
+  const threads = e.fanout(n, PAR_MIN_ELEMS * 4);
+  const cuts = splitEven(0, n, threads > 1 ? threads * 2 : 1, 16);
+  const chunks: number[][] = [];
+  for (let t = 0; t + 1 < cuts.length; t++) chunks.push([pw, pg, pv, cuts[t], cuts[t + 1], bitsOfFloat(o.lr), bitsOfFloat(o.momentum), bitsOfFloat(o.weightDecay), flags]);
+  e.run(OP_SGD, chunks, threads);
+  return { w: e.f32(pw, n), v: withMomentum ? e.f32(pv, n) : null };
 }
 
 /** out[r] = Σ_b src[r, b], summed in float64 in batch order (src resident, rows x batch): a fresh array. */

@@ -1339,3 +1339,37 @@ export function rowSums64(src: usize, out: usize, batch: i32, r0: i32, r1: i32):
     store<f32>(out + (r << 2), <f32>s);
   }
 }
+
+/**
+ * SGD with PyTorch's semantics on elements [i0, i1), in place: g' = g + wd·w (flags & 1),
+ * v = momentum·v + g' (flags & 2, else v is not touched and g' is the step), w -= lr·step. Every
+ * operation is one float32 rounding (no fused multiply-add), so the result is the same as the
+ * float32 JavaScript loop it replaces, bit for bit. lr, momentum and wd come as float32 bits.
+ */
+export function sgdUpdate(w: usize, g: usize, v: usize, i0: i32, i1: i32, lrBits: i32, momentumBits: i32, wdBits: i32, flags: i32): void {
+  const lr = reinterpret<f32>(lrBits), momentum = reinterpret<f32>(momentumBits), wd = reinterpret<f32>(wdBits);
+  const decay = (flags & 1) !== 0, withMomentum = (flags & 2) !== 0;
+  const lr4 = f32x4.splat(lr), m4 = f32x4.splat(momentum), wd4 = f32x4.splat(wd);
+  let i = <usize>i0 << 2;
+  const e = <usize>i1 << 2;
+  for (; i + 16 <= e; i += 16) {
+    const wi = v128.load(w + i);
+    let s = v128.load(g + i);
+    if (decay) s = f32x4.add(s, f32x4.mul(wi, wd4));
+    if (withMomentum) {
+      s = f32x4.add(f32x4.mul(v128.load(v + i), m4), s);
+      v128.store(v + i, s);
+    }
+    v128.store(w + i, f32x4.sub(wi, f32x4.mul(s, lr4)));
+  }
+  for (; i < e; i += 4) {
+    const wi = load<f32>(w + i);
+    let s = load<f32>(g + i);
+    if (decay) s = s + wi * wd;
+    if (withMomentum) {
+      s = load<f32>(v + i) * momentum + s;
+      store<f32>(v + i, s);
+    }
+    store<f32>(w + i, wi - s * lr);
+  }
+}
