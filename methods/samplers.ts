@@ -22,6 +22,7 @@
  */
 import type { Rng } from '../core/rng.js';
 import type { Connections, SparseWeight } from '../models/sparse/types.js';
+import { fromSortedKeys } from '../models/sparse/init.js';
 import { key, sortConnections } from './dst.js';
 
 export type SamplerName = 'uniform' | 'grabo' | 'graest';
@@ -124,9 +125,10 @@ export interface Subset {
 
 /**
  * GSE's subset of one layer: `draws` pairs with replacement from the sampler's marginals, active
- * pairs and duplicates dropped, sorted by (row, col). Cost O(rows + cols + draws log n) plus one
- * isActive call on the draws; exhaustive (see the header) when the layer is at most 50% sparse
- * or the draws would reach its number of inactive connections.
+ * pairs and duplicates dropped, sorted by (row, col). Cost O(rows + cols + draws log draws +
+ * |A|): the active pairs are dropped by a merge with the sorted active list. Exhaustive (see the
+ * header) when the layer is at most 50% sparse or the draws would reach its number of inactive
+ * connections.
  */
 export function sampleSubset(layer: SparseWeight, active: Connections, draws: number, sampler: SamplerName, rng: Rng): Subset {
   const size = layer.rows * layer.cols;
@@ -141,20 +143,30 @@ export function sampleSubset(layer: SparseWeight, active: Connections, draws: nu
     row[i] = m.out.draw(rng);
     col[i] = m.in.draw(rng);
   }
-  const flags = layer.isActive({ row, col });
-  const seen = new Set<number>();
-  const keepRow: number[] = [];
-  const keepCol: number[] = [];
-  for (let i = 0; i < draws; i++) {
-    if (flags[i]) continue;
-    const kk = key(row[i], col[i], layer.cols);
-    if (seen.has(kk)) continue;
-    seen.add(kk);
-    keepRow.push(row[i]);
-    keepCol.push(col[i]);
+  return { connections: inactiveOf({ row, col }, active, layer.cols), exhaustive: false, draws, flops: m.flops };
+}
+
+/**
+ * The distinct pairs of `drawn` that are not in `active` (sorted by (row, col)), sorted by (row,
+ * col): one sort of the drawn keys, then a merge with the active keys. O(d log d + |active|).
+ */
+export function inactiveOf(drawn: Connections, active: Connections, cols: number): Connections {
+  const d = drawn.row.length;
+  const keys = new Float64Array(d);
+  for (let i = 0; i < d; i++) keys[i] = key(drawn.row[i], drawn.col[i], cols);
+  keys.sort();
+  let n = 0;
+  let a = 0;
+  const nActive = active.row.length;
+  let next = nActive > 0 ? key(active.row[0], active.col[0], cols) : Infinity;
+  for (let i = 0; i < d; i++) {
+    const k = keys[i];
+    if (n > 0 && keys[n - 1] === k) continue;
+    while (next < k) next = ++a < nActive ? key(active.row[a], active.col[a], cols) : Infinity;
+    if (next === k) continue;
+    keys[n++] = k;
   }
-  const connections = sortConnections({ row: Int32Array.from(keepRow), col: Int32Array.from(keepCol) }, layer.cols);
-  return { connections, exhaustive: false, draws, flops: m.flops };
+  return fromSortedKeys(keys.subarray(0, n), cols);
 }
 
 /**

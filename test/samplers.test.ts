@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../core/rng.js';
 import type { Connections, SparseWeight, UnitSums } from '../models/sparse/types.js';
-import { allInactive, Categorical, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
+import { allInactive, Categorical, inactiveOf, marginals, sampleSubset, uniformInactive } from '../methods/samplers.js';
 
 /** Answers int() and float() from scripts, recording every call; anything unscripted throws. */
 class ScriptedRng {
@@ -242,4 +242,19 @@ describe('uniformInactive', () => {
     assert.equal(uniformInactive(asLayer(new ToyLayer(4, 5, ACTIVE)), ACTIVE, 8, asRng(dense)).row.length, 8);
     assert.deepEqual(dense.calls, [17, 16, 15, 14, 13, 12, 11, 10].map((n) => `int(${n})`));
   });
+});
+
+test('inactiveOf: the distinct drawn pairs outside the active list, sorted, against a set-based reference', () => {
+  const rng = new Rng(12);
+  for (const [rows, cols, nActive, nDrawn] of [[1, 1, 0, 3], [3, 4, 12, 20], [5, 7, 0, 0], [40, 30, 300, 900], [200, 300, 5000, 6000]]) {
+    const all = Array.from({ length: rows * cols }, (_, i) => i);
+    const activeKeys = rng.shuffle(all).slice(0, nActive).sort((a, b) => a - b);
+    const active: Connections = { row: Int32Array.from(activeKeys, (k) => Math.floor(k / cols)), col: Int32Array.from(activeKeys, (k) => k % cols) };
+    const drawnKeys = Array.from({ length: nDrawn }, () => (nActive > 0 && rng.float() < 0.3 ? activeKeys[rng.int(nActive)] : rng.int(rows * cols)));
+    const drawn: Connections = { row: Int32Array.from(drawnKeys, (k) => Math.floor(k / cols)), col: Int32Array.from(drawnKeys, (k) => k % cols) };
+    const on = new Set(activeKeys);
+    const want = [...new Set(drawnKeys)].filter((k) => !on.has(k)).sort((a, b) => a - b);
+    const got = inactiveOf(drawn, active, cols);
+    assert.deepEqual(Array.from(got.row, (r, i) => r * cols + got.col[i]), want, `${rows}x${cols}, ${nActive} active, ${nDrawn} drawn`);
+  }
 });
