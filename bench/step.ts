@@ -74,7 +74,7 @@ export interface StepRow {
   backend: string;
 }
 
-export type ProfileKind = 'tfjs kernel' | 'custom op forward' | 'custom op backward' | 'our kernel (forward)' | 'our kernel (backward)' | 'unattributed';
+export type ProfileKind = 'tfjs kernel' | 'custom op forward' | 'custom op backward' | 'our kernel (forward)' | 'our kernel (backward)' | 'our kernel (update)' | 'unattributed';
 
 export interface ProfileRow {
   model: string;
@@ -245,14 +245,17 @@ function profileRows(spec: RunSpec, timed: Timed[], kernels: ReturnType<typeof K
     e.ms += own;
     byOp.set(op, e);
   }
-  // our kernels run inside the custom ops' forwards and backwards: booked to them, moved out here
+  // our kernels run inside the custom ops' forwards and backwards: booked to them, moved out here;
+  // the SGD update's (scope 'update') run outside any op, in what tf.profile cannot attribute
+  let updateMs = 0;
   for (const k of kernels) {
-    const phase = k.scope === 'backward' ? 'backward' : 'forward';
+    const phase = k.scope === 'backward' || k.scope === 'update' ? k.scope : 'forward';
     byOp.set(`${k.kernel} (${phase})`, { kind: `our kernel (${phase})`, calls: k.calls, ms: k.ms });
+    if (phase === 'update') { updateMs += k.ms; continue; }
     const rest = byOp.get(CUSTOM_REST(phase));
     if (rest) rest.ms = Math.max(0, rest.ms - k.ms);
   }
-  byOp.set(UNATTRIBUTED, { kind: 'unattributed', calls: 0, ms: Math.max(0, wallMs - topMs) });
+  byOp.set(UNATTRIBUTED, { kind: 'unattributed', calls: 0, ms: Math.max(0, wallMs - topMs - updateMs) });
   const perStep = wallMs / steps;
   return [...byOp.entries()]
     .map(([op, e]) => ({ model: spec.model.name, format: spec.sparsity.format, op, kind: e.kind, calls: e.calls / steps, ms_per_step: e.ms / steps, share: perStep > 0 ? e.ms / steps / perStep : 0 }))

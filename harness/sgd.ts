@@ -19,7 +19,9 @@ export interface SgdOptions {
 export function sgdStep(params: Param[], grads: tf.NamedTensorMap, o: SgdOptions): void {
   const f = Math.fround;
   const lr = f(o.lr), momentum = f(o.momentum), weightDecay = f(o.weightDecay);
-  tf.tidy(() => { for (const p of params) update(p); });
+  // (a profile books these kernel calls as the update's: bench step --profile)
+  const scope = K.setKernelScope('update');
+  try { tf.tidy(() => { for (const p of params) update(p); }); } finally { K.setKernelScope(scope); }
   function update(p: Param): void {
     const gt = grads[p.value.name];
     if (!gt) return;

@@ -82,6 +82,9 @@ test('bench step --profile: top ops printed, profile CSV beside --out, own times
     assert.equal(kernel('denseRows (forward)')?.kind, 'our kernel (forward)');
     assert.equal(Number(kernel('denseDots (backward)')?.calls), 2, 'weight gradients of both convs');
     assert.equal(kernel('denseDots (forward)'), undefined, 'no weight gradient in a forward');
+    // the SGD step: one kernel call per parameter (5 layers x weight and bias), booked as the update
+    assert.equal(Number(kernel('sgdUpdate (update)')?.calls), 10, 'the SGD update of every parameter');
+    assert.equal(kernel('sgdUpdate (update)')?.kind, 'our kernel (update)');
     assert.equal(prof.filter((p) => p.kind === 'unattributed').length, 1);
     for (const p of prof) assert.ok(Number(p.ms_per_step) >= 0 && Number(p.share) >= 0, JSON.stringify(p));
     const share = prof.reduce((a, p) => a + Number(p.share), 0);
