@@ -57,8 +57,9 @@ export function captureAt(step: number, take: (s: TrainState) => void): LoopHook
  * that starts from the rewind state with the structure pruned after the previous round. Epoch
  * metrics and update records carry `round`; checkpoints carry every round's metrics and the
  * RoundsState, so a resumed run continues inside the round it stopped in. Cost counters (FLOPs,
- * wall time) add up over the rounds; the summary is the last round's, with every round's results
- * under `rounds`.
+ * wall time) add up over the rounds, except the dense reference (dense_train_flops: one training
+ * of the schedule, round 0's); the summary is the last round's, with every round's results under
+ * `rounds`.
  */
 export async function trainRounds(ctx: RunContext, loop: TrainLoop, events: RunEvents, control: RunControl): Promise<RunSummary> {
   const { spec, model } = ctx;
@@ -80,6 +81,9 @@ export async function trainRounds(ctx: RunContext, loop: TrainLoop, events: RunE
     rounds: { round: rs.round, rewind: rs.rewind, results: [...rs.results] },
     methodState: state,
   });
+  // train_flops adds up every round; the dense reference is one training of the schedule (round
+  // 0's), so that train_flops / dense_train_flops is the whole method's cost against training dense once
+  const finish = (summary: RunSummary): RunSummary => ({ ...summary, dense_train_flops: rs.results[0].dense_train_flops, rounds: rs.results });
   for (;;) {
     const round = rs.round;
     const roundMetrics: EpochMetrics[] = [...(inner?.metrics ?? [])];
@@ -106,12 +110,13 @@ export async function trainRounds(ctx: RunContext, loop: TrainLoop, events: RunE
       best_test_accuracy: summary.best_test_accuracy,
       train_accuracy: summary.train_accuracy,
       train_flops: summary.train_flops,
+      dense_train_flops: summary.dense_train_flops,
       elapsed_s: summary.wall_s,
     });
-    if (summary.status !== 'done') return { ...summary, rounds: rs.results };
+    if (summary.status !== 'done') return finish(summary);
     const rctx: RoundContext = { layers: model.layers, round, sparsity: ctx.sparsity, targetCounts: ctx.targetCounts, schedule: spec.update, state };
     const { result: report, record } = checkedHook(ctx, 'round', summary.steps, () => hooks.next(rctx, spec.method), (r) => r, round);
-    if (!report) return { ...summary, rounds: rs.results };
+    if (!report) return finish(summary);
     if (!rs.rewind) throw new Error(`rounds: no state was stored at rewindStep ${rewindStep} (a round has ${summary.steps} steps)`);
     events.onUpdate?.(record!);
     doneMetrics = [...doneMetrics, ...roundMetrics.map((m) => tag(m, round))];

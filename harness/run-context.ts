@@ -138,7 +138,7 @@ export interface TrainState {
  * One finished round of a multi-round run (result.json "rounds"): the round's own result fields,
  * with train_flops (and elapsed_s, the wall time) of the run up to the end of the round (cumulative).
  */
-export interface RoundResult extends Pick<RunSummary, 'status' | 'active_params' | 'epochs' | 'steps' | 'test_accuracy' | 'best_test_accuracy' | 'train_accuracy' | 'train_flops'> {
+export interface RoundResult extends Pick<RunSummary, 'status' | 'active_params' | 'epochs' | 'steps' | 'test_accuracy' | 'best_test_accuracy' | 'train_accuracy' | 'train_flops' | 'dense_train_flops'> {
   round: number;
   /** inactive fraction of the prunable weights during the round */
   sparsity: number;

@@ -165,6 +165,7 @@ function layerCounts(r: RunSummary): number[] {
 }
 
 test('every method ends at exactly the target count (global and local, both formats)', async () => {
+  let denseOnce: number | undefined;
   const methods = [{ name: 'snip' }, { name: 'grasp' }, { name: 'synflow', iterations: 10 }, { name: 'lottery', rate: 0.5 }, { name: 'topkast' }];
   for (const method of methods) {
     for (const scope of ['global', 'local'] as const) {
@@ -184,6 +185,13 @@ test('every method ends at exactly the target count (global and local, both form
           // 1 -> 0.5 -> 0.25 -> 0.2 of the weights: 4 rounds, the last at the target
           assert.deepEqual(r.rounds!.map((x) => x.round), [0, 1, 2, 3], what);
           assert.equal(r.rounds![3].active_params, r.active_params);
+          // the cost adds up every round; the dense reference is one training (a dense run's),
+          // so train_flops / dense_train_flops is the whole method against training dense once
+          assert.equal(r.train_flops, r.rounds![3].train_flops, what);
+          assert.ok(r.train_flops > r.rounds![0].train_flops, what);
+          assert.equal(r.dense_train_flops, r.rounds![0].dense_train_flops, what);
+          denseOnce ??= (await trainRun(specOf({ ...task, method: { name: 'dense' }, sparsity: { ...task.sparsity, format: 'masked' } }), {})).train_flops;
+          assert.equal(r.dense_train_flops, denseOnce, `${what}: one dense training`);
         }
       }
     }
