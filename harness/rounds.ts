@@ -83,7 +83,8 @@ export async function trainRounds(ctx: RunContext, loop: TrainLoop, events: RunE
   });
   // train_flops adds up every round; the dense reference is one training of the schedule (round
   // 0's), so that train_flops / dense_train_flops is the whole method's cost against training dense once
-  const finish = (summary: RunSummary): RunSummary => ({ ...summary, dense_train_flops: rs.results[0].dense_train_flops, rounds: rs.results });
+  // (a checkpoint written before round results carried it: the summed reference, as then)
+  const finish = (summary: RunSummary): RunSummary => ({ ...summary, dense_train_flops: rs.results[0].dense_train_flops ?? summary.dense_train_flops, rounds: rs.results });
   for (;;) {
     const round = rs.round;
     const roundMetrics: EpochMetrics[] = [...(inner?.metrics ?? [])];
