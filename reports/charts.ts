@@ -297,15 +297,19 @@ export function meanChart(options: MeanChartOptions): VlSpec {
 
 /**
  * Faceted grouped bars: x bands (e.g. layers), one bar per series side by side (so equal values
- * never hide one another), on a log y axis whose bars rise from the axis' lowest tick (so a value
- * at the top of the range is the tallest bar, not an empty one).
+ * never hide one another), on a log y axis whose bars rise from the axis' lowest tick, at least a
+ * factor 3 below the smallest value (so every bar has height, the smallest and a value at the top
+ * of the range alike).
  */
 export function barChart(o: Omit<MeanChartOptions, 'band' | 'points'>): VlSpec {
   const stroke = colorEncoding(o.rows, o.colors, o.colorTitle ?? 'Method');
   const color = { ...stroke, legend: { symbolType: 'square' } };
   const rows = o.rows.map((r) => ({ ...r, series: r.variant ? `${r.label} · ${r.variant}` : r.label }));
   const order = uniq(rows.map((r) => r.series)).sort(compareMethods);
-  const yAxis = { ...o.y, ...logAxis(rows.map((r) => r.mean)) };
+  // the bars rise from a tick at least a factor 3 below the smallest value: a value just above a
+  // tick (a density of 1.07e-4 over 1e-4) would otherwise get a bar of no visible height
+  const means = rows.map((r) => r.mean).filter((v) => v > 0);
+  const yAxis = { ...o.y, ...logAxis([...means, Math.min(...means) / 3]) };
   const base = yAxis.extent[0];
   const tips = tooltip(rows, [['label', o.colorTitle ?? 'method'], ['variant', 'variant'], ['xText', o.x.title], ['value', o.y.title], ['seeds', 'seeds done'],
     ...(o.extraTooltip ?? []), ['note', 'incomplete']]);
