@@ -27,7 +27,7 @@ export function sgdStep(params: Param[], grads: tf.NamedTensorMap, o: SgdOptions
     if (!gt) return;
     const withMomentum = o.momentum > 0;
     // read every view before making a tensor (a tfjs allocation may move the heap)
-    const next = K.sgdUpdate(readFloats(p.value), readFloats(gt), withMomentum ? readFloats(p.velocity) : null, { lr, momentum: withMomentum ? momentum : 0, weightDecay, decay: p.decay });
+    const next = K.sgdUpdate(readFloats(p.value), readFloats(gt), withMomentum ? readFloats(p.velocity) : null, { lr, momentum, weightDecay, decay: p.decay });
     if (next.v) p.velocity.assign(tensorOf(next.v, p.velocity.shape));
     p.value.assign(tensorOf(next.w, p.value.shape));
   }

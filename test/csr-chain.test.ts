@@ -16,6 +16,7 @@ import { CsrLayer, setResidentLimit } from '../models/sparse/csr.js';
 import { CsrChain } from '../models/sparse/csr-chain.js';
 import * as K from '../models/sparse/kernels/index.js';
 import type { Connections } from '../models/sparse/types.js';
+import { bits } from './helpers.js';
 
 function randomLayer(name: string, rows: number, cols: number, density: number, rng: Rng): CsrLayer {
   const row: number[] = [];
@@ -28,10 +29,6 @@ function randomLayer(name: string, rows: number, cols: number, density: number, 
   const values = Float32Array.from(row, () => rng.uniform(-1, 1));
   const bias = Float32Array.from({ length: rows }, (_, r) => (r % 7 === 0 ? 0 : rng.uniform(-0.5, 0.5)));
   return new CsrLayer({ name, kind: 'linear', rows, cols, positions: 1 }, { connections, values, bias });
-}
-
-function bits(a: ArrayLike<number>): Uint32Array {
-  return new Uint32Array(Float32Array.from(a).buffer);
 }
 
 /** logits, gradients (x, then values and bias per layer), and per layer a subset gradient and unit sums */

@@ -17,6 +17,7 @@ import { CsrConvLayer } from '../models/sparse/csr-conv.js';
 import { buildSparseLayers } from '../models/sparse/index.js';
 import { MaskedLayer } from '../models/sparse/masked.js';
 import type { Connections, LayerShape } from '../models/sparse/types.js';
+import { bits } from './helpers.js';
 
 const linear = (rows: number, cols: number, name = 'fc'): LayerShape => ({ name, kind: 'linear', rows, cols, positions: 1 });
 
@@ -36,10 +37,6 @@ function makeLayer(rows: number, cols: number, density: number, empty: number, r
   const values = Float32Array.from(c.row, () => rng.uniform(-1, 1));
   const bias = Float32Array.from({ length: rows }, () => rng.uniform(-1, 1));
   return { layer: new CsrLayer(linear(rows, cols), { connections: c, values, bias }), c, values, bias };
-}
-
-function bits(a: ArrayLike<number>): Uint32Array {
-  return new Uint32Array(Float32Array.from(a).buffer);
 }
 
 function randomArray(n: number, rng: Rng): Float32Array {

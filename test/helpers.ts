@@ -7,6 +7,11 @@ import type { RunSpec } from '../harness/spec.js';
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const cli = path.join(root, 'bin', 'sparsebench.js');
 
+/** The float32 bit patterns of `a`: for bit-for-bit comparisons (-0 and NaN payloads included). */
+export function bits(a: ArrayLike<number>): Uint32Array {
+  return new Uint32Array(Float32Array.from(a).buffer);
+}
+
 /** The single resolved run of an inline config (no grid). */
 export function specOf(config: Record<string, unknown>): RunSpec {
   const specs = sweepFromConfig(config, 'test.json', false).specs;

@@ -78,12 +78,12 @@ export class MaskedLayer extends ProbedWeight implements SparseLayer {
           // dW[k, r] = Σ_b x[b, k] · dy[b, r]: rows k of xᵀ (read strided from x) times rows b of dy
           const dk = scratchCopy('maskedDy', d, batch * rows);
           const dwv = K.denseRows(x, 1, cols, strideOffsets(batch, rows), batch, cols, dk, rows, scratch('maskedDw', cols * rows), rows);
-          if (!inputGradient) return [null, tf.mul(tensorOf(dwv, [cols, rows]), this.maskTensor)];
           // dx = dy · Wᵀ
-          const wt = K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols));
-          const dxv = K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, wt, cols, scratch('out', batch * cols), cols);
+          const dxv = inputGradient
+            ? K.denseRows(d, rows, 1, strideOffsets(rows, cols), rows, batch, K.transpose(readFloats(w), cols, rows, scratch('maskedWT', rows * cols)), cols, scratch('out', batch * cols), cols)
+            : null;
           const dw = tensorOf(dwv, [cols, rows]);
-          const dx = tensorOf(dxv, [batch, cols]);
+          const dx = dxv && tensorOf(dxv, [batch, cols]);
           return [dx, tf.mul(dw, this.maskTensor)];
         },
       };
